@@ -1,0 +1,41 @@
+# The two set-up commands of the README:
+#   make sample   install the job into .venv and run it on sample/fruits-360 with local[*]
+#   make test     install the job and its test tools, then run every test (CI runs this)
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+WEIGHTS ?= models/mobilenet_v2_1.0_224_no_top_imagenet_from_tflite.weights.h5
+SAMPLE_INPUT ?= sample/fruits-360
+SAMPLE_OUTPUT ?= runs/sample
+PYTEST_ARGS ?=
+
+.PHONY: sample test lint install clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Re-installs only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/python -m pip install --quiet -e '.[dev,report]'
+	touch $@
+
+install: $(VENV)/.installed
+
+sample: install
+	$(BIN)/fruits-pipeline --input $(SAMPLE_INPUT) --output $(SAMPLE_OUTPUT) \
+		--weights $(WEIGHTS) --overwrite
+
+# shellcheck and chromium are Debian packages the tests use; installed only when missing.
+test: install
+	@command -v shellcheck >/dev/null && command -v chromium >/dev/null || { \
+		apt-get update -qq && apt-get install -y -qq shellcheck chromium >/dev/null; }
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache spark-warehouse

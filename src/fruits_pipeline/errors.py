@@ -1,0 +1,64 @@
+"""The job's failure types and the process exit code each one maps to.
+
+Every way the job can stop on purpose is a subclass of :class:`PipelineError` carrying its own
+exit code, so the CLI turns an exception into a documented code and CI can act on the number
+alone. The codes are listed in the README and in ``fruits-pipeline --help``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of ``fruits-pipeline`` (stable: scripts and CI depend on them)."""
+
+    OK = 0
+    FAILURE = 1  # anything unexpected: a bug, a lost executor, a storage error
+    USAGE = 2  # bad arguments (argparse uses 2 as well)
+    NO_INPUT = 3  # the input holds no file matching the image glob
+    TOO_MANY_BAD_IMAGES = 4  # errors/ and the manifest are written, then the run fails
+    RESIDENCY = 5  # a bucket or region outside the allowed EU regions
+    OUTPUT_EXISTS = 6  # the output already holds a run and --overwrite was not given
+    BAD_WEIGHTS = 7  # the weights are missing, not HDF5, or do not fit MobileNetV2
+
+
+EXIT_CODE_HELP = """exit codes:
+  0  success
+  1  unexpected failure (the manifest, if written, says "status": "failed")
+  2  bad arguments
+  3  no input: nothing matches *.jpg / *.jpeg under --input
+  4  too many bad images (above --max-error-fraction); errors/ and manifest.json are written
+  5  residency refused: a bucket or region outside --allowed-regions (EU only)
+  6  the output already holds a run and --overwrite was not given
+  7  the weights cannot be loaded into MobileNetV2"""
+
+
+class PipelineError(Exception):
+    """A failure the job reports with a clear message and a specific exit code."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+
+class UsageError(PipelineError):
+    exit_code = ExitCode.USAGE
+
+
+class NoInputError(PipelineError):
+    exit_code = ExitCode.NO_INPUT
+
+
+class TooManyBadImagesError(PipelineError):
+    exit_code = ExitCode.TOO_MANY_BAD_IMAGES
+
+
+class ResidencyError(PipelineError):
+    exit_code = ExitCode.RESIDENCY
+
+
+class OutputExistsError(PipelineError):
+    exit_code = ExitCode.OUTPUT_EXISTS
+
+
+class WeightsError(PipelineError):
+    exit_code = ExitCode.BAD_WEIGHTS

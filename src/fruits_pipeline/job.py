@@ -1,0 +1,266 @@
+"""Running the job: the one place that wires the stages together, with Spark and I/O at the edge.
+
+Order matters and is part of the contract:
+
+1. residency guard (boto3, before Spark starts any work);
+2. refuse an existing output unless ``--overwrite``; load and check the weights on the driver;
+3. list the input (no bytes read); an empty input stops here, nothing written;
+4. featurize: the model runs **exactly once per image**, straight into a staging Parquet;
+5. split the staging into ``features/`` and ``errors/``; enforce ``--max-error-fraction``;
+6. fit scaler + PCA on ``features/`` and save ``model/``; 7. project into ``pca/``;
+8. ``manifest.json`` last: ``"status": "succeeded"`` only once everything above is written.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from fruits_pipeline import __version__
+from fruits_pipeline.config import JobConfig
+from fruits_pipeline.errors import NoInputError, OutputExistsError, TooManyBadImagesError
+from fruits_pipeline.featurize import failures, featurize_images, make_featurize_udf, successes
+from fruits_pipeline.model import load_weights
+from fruits_pipeline.progress import Progress
+from fruits_pipeline.reading import read_images, with_label, with_split
+from fruits_pipeline.reduction import fit_reduction, project
+from fruits_pipeline.residency import check_buckets, validate_allowed_regions
+from fruits_pipeline.writing import (
+    STAGING,
+    child_uri,
+    clear_outputs,
+    delete,
+    existing_outputs,
+    write_manifest,
+    write_parquet,
+)
+
+TOTAL_STAGES = 8
+_VERSIONED_PACKAGES = (
+    "pyspark", "tensorflow-cpu", "keras", "numpy", "pandas", "pyarrow", "pillow", "boto3",
+)  # fmt: skip
+
+
+def launched_by_spark_submit() -> bool:
+    # spark-submit starts the JVM first and hands Python its gateway through this variable.
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def build_session(config: JobConfig) -> SparkSession:
+    """The SparkSession for a run. ``--master`` wins; else spark-submit's; else ``local[*]``."""
+    builder = (
+        SparkSession.builder.appName("fruits-pipeline")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.arrow_batch_size))
+        .config("spark.python.worker.reuse", "true")
+        .config("spark.speculation", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.executorEnv.TF_CPP_MIN_LOG_LEVEL", "2")
+        .config("spark.log.level", "WARN")
+        # toPandas() of the PCA's partial Gram matrices (13 MB each) goes through Arrow.
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+    )
+    master = config.master or (None if launched_by_spark_submit() else "local[*]")
+    if master:
+        builder = builder.master(master)
+    if master and master.startswith("local") and not launched_by_spark_submit():
+        # Workers must run this interpreter (the one with TensorFlow), not whatever is on PATH.
+        builder = builder.config("spark.pyspark.python", sys.executable)
+    return builder.getOrCreate()
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0], "fruits-pipeline": __version__}
+    for package in _VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed as a package"
+    import pyspark
+
+    versions["pyspark"] = pyspark.__version__  # EMR's Spark is not pip-installed
+    return versions
+
+
+def list_images(spark: SparkSession, config: JobConfig) -> DataFrame:
+    """``(path, label, split, content)`` for every matching file; ``NoInputError`` if none."""
+    try:
+        images = (
+            read_images(spark, config.input_uri)
+            .transform(with_label)
+            .transform(with_split(config.split_names))
+        )
+        has_any = bool(images.select("path").take(1))
+    except AnalysisException as error:
+        raise NoInputError(f"cannot read input {config.input_uri}: {error.getMessage()}") from error
+    if not has_any:
+        raise NoInputError(
+            f"no file matching *.jpg or *.jpeg (any case) under {config.input_uri}: nothing to do"
+        )
+    return images.select("path", "label", "split", "content")
+
+
+def count_by_label(staged: DataFrame) -> dict[str, dict[str, int]]:
+    """``{label: {"files_seen", "featurized", "errors"}}`` from the staging frame."""
+    rows = (
+        staged.groupBy("label")
+        .agg(
+            F.count(F.lit(1)).alias("files_seen"),
+            F.count(F.when(F.col("result.error_kind").isNull(), 1)).alias("featurized"),
+        )
+        .collect()
+    )
+    return {
+        row["label"]: {
+            "files_seen": row["files_seen"],
+            "featurized": row["featurized"],
+            "errors": row["files_seen"] - row["featurized"],
+        }
+        for row in sorted(rows, key=lambda row: row["label"])
+    }
+
+
+def run_job(config: JobConfig, progress: Progress) -> dict[str, Any]:
+    """Run the whole job for ``config``; return the manifest written (status succeeded).
+
+    Raises a ``PipelineError`` subclass for every refusal or data problem (its exit code is the
+    CLI's). A failure after outputs were started leaves ``manifest.json`` with
+    ``"status": "failed"`` and the reason; a refusal before that writes nothing.
+    """
+    progress.total_stages = TOTAL_STAGES
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    with progress.stage("residency check"):
+        allowed = validate_allowed_regions(config.allowed_regions)
+        buckets = check_buckets([config.input_uri, config.output_uri, config.weights], allowed)
+    spark = build_session(config)
+    previous = existing_outputs(spark, config.output_uri)
+    if previous and not config.overwrite:
+        raise OutputExistsError(
+            f"{config.output_uri} already holds a run ({', '.join(previous)}); "
+            "pass --overwrite to replace it"
+        )
+    with progress.stage("load weights") as info:
+        weights = load_weights(config.weights, config.image_size)
+        info["detail"] = f"{config.weights}, sha256 {weights.sha256[:12]}..."
+    with progress.stage("list input") as info:
+        images = list_images(spark, config)
+        info["detail"] = config.input_uri
+
+    manifest: dict[str, Any] = {
+        "status": "running",
+        "started_at": started_at,
+        "input": config.input_uri,
+        "output": config.output_uri,
+        "config": asdict(config),
+        "weights": {"source": weights.source, "sha256": weights.sha256},
+        "residency": {"allowed_regions": list(allowed), "buckets": buckets},
+        "versions": library_versions(),
+    }
+    if previous:
+        clear_outputs(spark, config.output_uri)
+    try:
+        _featurize_and_reduce(spark, config, images, weights, manifest, progress)
+    except Exception as error:
+        manifest.update(
+            status="failed",
+            error=f"{type(error).__name__}: {error}",
+            finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            timings_s=dict(progress.timings),
+        )
+        write_manifest(spark, config.output_uri, manifest)
+        raise
+    finally:
+        delete(spark, child_uri(config.output_uri, STAGING))
+    return manifest
+
+
+def _featurize_and_reduce(
+    spark: SparkSession,
+    config: JobConfig,
+    images: DataFrame,
+    weights: Any,
+    manifest: dict[str, Any],
+    progress: Progress,
+) -> None:
+    output = config.output_uri
+    staging_uri = child_uri(output, STAGING)
+    job_start = time.perf_counter()
+    with progress.stage("featurize") as info:
+        broadcast = spark.sparkContext.broadcast(weights.arrays)
+        udf = make_featurize_udf(
+            broadcast, weights.sha256, config.image_size, config.batch_size, config.tf_threads
+        )
+        with progress.watch_tasks(spark.sparkContext):
+            write_parquet(images.transform(featurize_images(udf)), staging_uri)
+        staged = spark.read.parquet(staging_uri)
+        per_label = count_by_label(staged)
+        files_seen = sum(counts["files_seen"] for counts in per_label.values())
+        info["images"] = files_seen
+    featurize_seconds = progress.timings["featurize"]
+
+    with progress.stage("write features and errors") as info:
+        write_parquet(staged.transform(successes), child_uri(output, "features"))
+        write_parquet(staged.transform(failures), child_uri(output, "errors"))
+        featurized = sum(counts["featurized"] for counts in per_label.values())
+        errors = files_seen - featurized
+        info["detail"] = f"{featurized} featurized, {errors} errors"
+    manifest["counts"] = {
+        "files_seen": files_seen,
+        "featurized": featurized,
+        "errors": errors,
+        "per_label": per_label,
+    }
+    manifest["images_per_label"] = {label: c["featurized"] for label, c in per_label.items()}
+    error_fraction = errors / files_seen
+    if error_fraction > config.max_error_fraction:
+        raise TooManyBadImagesError(
+            f"{errors} of {files_seen} images ({error_fraction:.1%}) could not be featurized, "
+            f"above --max-error-fraction {config.max_error_fraction:.1%}; see "
+            f"{child_uri(output, 'errors')}"
+        )
+
+    features = spark.read.parquet(child_uri(output, "features"))
+    with progress.stage("fit scaler + PCA") as info:
+        reduction = fit_reduction(features, config.variance, config.k)
+        reduction.model.write().overwrite().save(child_uri(output, "model"))
+        info["detail"] = f"k = {reduction.k}" + (
+            f", {reduction.achieved_variance:.4f} of variance kept"
+            if reduction.achieved_variance is not None
+            else ""
+        )
+    with progress.stage("project and write pca") as info:
+        write_parquet(features.transform(project(reduction.model)), child_uri(output, "pca"))
+        info["images"] = featurized
+
+    with progress.stage("write manifest"):
+        job_seconds = time.perf_counter() - job_start
+        manifest.update(
+            status="succeeded",
+            finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            reduction={
+                "k": reduction.k,
+                "k_rule": "fixed (--k)" if config.k is not None else "variance",
+                "target_variance": config.variance,
+                "achieved_variance": reduction.achieved_variance,
+                "cumulative_variance": reduction.cumulative_variance,
+                "note": reduction.note,
+            },
+            timings_s=dict(progress.timings),
+            throughput={
+                "featurize_images_per_s": round(files_seen / featurize_seconds, 2),
+                "job_seconds_after_startup": round(job_seconds, 3),
+                "job_images_per_s": round(files_seen / job_seconds, 2),
+            },
+            outputs={
+                name: child_uri(output, name) for name in ("features", "errors", "pca", "model")
+            },
+        )
+        write_manifest(spark, output, manifest)

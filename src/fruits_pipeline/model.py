@@ -1,0 +1,198 @@
+"""MobileNetV2: where its weights come from, how they are checked, and how a worker runs it.
+
+The driver resolves the weights once (``load_weights``), checks they fit the architecture, and
+hands plain NumPy arrays to ``SparkContext.broadcast``. Workers never touch a network or a file:
+``worker_predictor`` rebuilds the architecture with ``weights=None`` and sets the broadcast
+arrays, once per Python worker process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fruits_pipeline.errors import WeightsError
+from fruits_pipeline.storage import download_s3_object, is_s3_uri
+
+if TYPE_CHECKING:
+    import keras
+    from pyspark import Broadcast
+
+IMAGENET = "imagenet"
+# The official Keras Applications file (what weights="imagenet" downloads for this variant).
+IMAGENET_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+IMAGENET_URL = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/" + IMAGENET_FILE
+)
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+def _quiet_tensorflow() -> None:
+    # TensorFlow prints a page of C++ start-up notices per process; keep warnings and errors.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    """Weights resolved and checked on the driver, ready to broadcast.
+
+    ``arrays`` is ``model.get_weights()``: 260 float32 arrays, about 9 MB in all, which is what
+    ``SparkContext.broadcast`` ships to each executor once.
+    """
+
+    source: str
+    sha256: str
+    arrays: list[np.ndarray]
+
+
+def build_model(image_size: int) -> keras.Model:
+    """MobileNetV2 backbone, alpha 1.0, no top, average pooling: ``(n, s, s, 3) -> (n, 1280)``.
+
+    Built with ``weights=None``; the convolution weights do not depend on the input size, so the
+    224-pixel ImageNet weights fit any ``image_size`` (>= 32).
+    """
+    _quiet_tensorflow()
+    import keras
+
+    return keras.applications.MobileNetV2(
+        input_shape=(image_size, image_size, 3),
+        alpha=1.0,
+        include_top=False,
+        pooling="avg",
+        weights=None,
+    )
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_weights_file(weights: str, download_dir: str) -> str:
+    """Return a local path for ``weights``: ``imagenet``, an ``s3://`` URI, or a local path.
+
+    ``imagenet`` downloads the official Keras file into Keras' cache (``~/.keras/models``);
+    ``s3://bucket/key`` is fetched with boto3 into ``download_dir`` keeping the file name, whose
+    suffix tells Keras the format (``.weights.h5`` Keras 3, ``.h5`` legacy). Runs on the driver.
+    """
+    if weights == IMAGENET:
+        import keras
+
+        try:
+            return keras.utils.get_file(IMAGENET_FILE, IMAGENET_URL, cache_subdir="models")
+        except Exception as error:  # keras wraps network failures in several exception types
+            raise WeightsError(
+                f"cannot download the ImageNet weights from {IMAGENET_URL}: {error}. Without "
+                "internet, pass --weights with a local .h5 file or an s3:// URI."
+            ) from error
+    if is_s3_uri(weights):
+        try:
+            return download_s3_object(weights, download_dir)
+        except Exception as error:  # botocore's ClientError, NoCredentialsError, EndpointError...
+            raise WeightsError(f"cannot download weights {weights}: {error}") from error
+    path = weights.removeprefix("file://")
+    if not os.path.isfile(path):
+        raise WeightsError(f"weights file not found: {weights}")
+    return path
+
+
+def load_weights(weights: str, image_size: int) -> LoadedWeights:
+    """Resolve, check and read the weights on the driver, before any Spark task starts.
+
+    Raises:
+        WeightsError: the file is missing, is not HDF5, or its tensors do not fit MobileNetV2
+            (alpha 1.0, no top). The message names the file and what was wrong.
+    """
+    with tempfile.TemporaryDirectory(prefix="fruits-weights-") as download_dir:
+        path = resolve_weights_file(weights, download_dir)
+        import h5py
+
+        if not h5py.is_hdf5(path):
+            raise WeightsError(f"weights file {weights} is not an HDF5 (.h5) file")
+        model = build_model(image_size)
+        try:
+            model.load_weights(path)
+        except Exception as error:  # Keras raises ValueError, KeyError or OSError by case
+            raise WeightsError(
+                f"weights file {weights} does not fit MobileNetV2(alpha=1.0, include_top=False): "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        return LoadedWeights(
+            source=weights,
+            sha256=sha256_of(path),
+            arrays=model.get_weights(),
+        )
+
+
+def preprocess(images: np.ndarray) -> np.ndarray:
+    """``uint8 (n, s, s, 3)`` RGB -> ``float32`` in [-1, 1] (``mobilenet_v2.preprocess_input``)."""
+    _quiet_tensorflow()
+    from keras.applications import mobilenet_v2
+
+    return mobilenet_v2.preprocess_input(images.astype(np.float32))
+
+
+def make_predictor(model: keras.Model, image_size: int) -> Predictor:
+    """Wrap ``model(x, training=False)`` in a traced ``tf.function`` with a fixed signature.
+
+    ``(n, s, s, 3) float32 -> (n, 1280) float32``. One trace serves every batch size (the batch
+    dimension is ``None``), so there is no retracing per batch and no eager per-layer overhead.
+    ``training=False`` matters: the weights hold folded batch-norm statistics.
+    """
+    import tensorflow as tf
+
+    @tf.function(
+        input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.float32)],
+        reduce_retracing=True,
+    )
+    def forward(batch: Any) -> Any:
+        return model(batch, training=False)
+
+    return lambda batch: forward(batch).numpy()
+
+
+def configure_threads(threads: int) -> None:
+    """Limit TensorFlow to ``threads`` intra-op threads (and one inter-op) in this process.
+
+    Must run before TensorFlow executes its first op; later calls are ignored because TF cannot
+    change them once initialised.
+    """
+    _quiet_tensorflow()
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # already initialised in this worker: the first setting stays
+
+
+_WORKER_PREDICTORS: dict[tuple[str, int], Predictor] = {}
+
+
+def worker_predictor(
+    weights: Broadcast[list[np.ndarray]], weights_sha256: str, image_size: int, threads: int
+) -> Predictor:
+    """The predictor for this worker process, built on first use and then reused.
+
+    Spark reuses Python workers across tasks (``spark.python.worker.reuse``), so the model is
+    built once per worker, not per task or batch. Keyed by the weights' sha256 and image size.
+    """
+    key = (weights_sha256, image_size)
+    if key not in _WORKER_PREDICTORS:
+        configure_threads(threads)
+        model = build_model(image_size)
+        model.set_weights(weights.value)
+        _WORKER_PREDICTORS[key] = make_predictor(model, image_size)
+    return _WORKER_PREDICTORS[key]

@@ -1,0 +1,63 @@
+"""Reading images with Spark's ``binaryFile`` source and labelling them from their folders.
+
+The reader is the I/O edge; ``with_label`` and ``with_split`` are pure ``DataFrame -> DataFrame``
+transforms that only look at the ``path`` column, so they can be tested on a tiny local frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+# Hadoop glob: *.jpg and *.jpeg in any letter case (Fruits-360 and phone exports mix them).
+IMAGE_GLOB = "*.{[jJ][pP][gG],[jJ][pP][eE][gG]}"
+
+
+def read_images(spark: SparkSession, input_uri: str) -> DataFrame:
+    """List and load every JPEG file under ``input_uri``, recursively.
+
+    Returns the ``binaryFile`` frame: ``path`` (string URI, not percent-encoded, e.g.
+    ``file:/data/Training/Apple Red 1/0_100.jpg``), ``modificationTime``, ``length`` (bytes) and
+    ``content`` (the raw bytes). Nothing is decoded here; selecting without ``content`` lets Spark
+    skip reading the files, so ``read_images(...).select("path").count()`` is a cheap listing.
+
+    Pitfall: a path that does not exist raises ``AnalysisException``; a folder with no matching
+    file gives an empty frame. The job turns both into ``NoInputError``.
+    """
+    return (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .option("pathGlobFilter", IMAGE_GLOB)
+        .load(input_uri)
+    )
+
+
+def _path_segment_from_end(position: int) -> Column:
+    # element_at counts from the end with negative indexes: -1 is the file name.
+    return F.element_at(F.split(F.col("path"), "/"), position)
+
+
+def with_label(df: DataFrame) -> DataFrame:
+    """Add ``label``: the name of the file's parent folder, exactly as written.
+
+    ``.../Training/Apple Red 1/0_100.jpg`` gives ``Apple Red 1`` (spaces, case and non-ASCII kept).
+    """
+    return df.withColumn("label", _path_segment_from_end(-2))
+
+
+def with_split(split_names: Sequence[str]) -> Callable[[DataFrame], DataFrame]:
+    """Return a transform adding ``split``: the grandparent folder when it names a split.
+
+    ``.../Training/Apple Red 1/0_100.jpg`` gives ``Training`` when ``"Training"`` is in
+    ``split_names``; any other grandparent (or none) gives null, so unsplit data still flows.
+    """
+
+    def transform(df: DataFrame) -> DataFrame:
+        grandparent = _path_segment_from_end(-3)
+        return df.withColumn(
+            "split", F.when(grandparent.isin(list(split_names)), grandparent).otherwise(F.lit(None))
+        )
+
+    return transform

@@ -1,0 +1,196 @@
+"""Reducing: StandardScaler + PCA on the persisted features, k chosen by explained variance.
+
+``fit_reduction`` standardises the 1280-d features, fits PCA **once at full rank** to get the
+whole explained-variance curve, picks k, and keeps the top-k components of that same fit as a
+``PCAModel``: no second fit, and never a second pass over the images (only over ``features/``).
+The result is a standard ``PipelineModel`` (scaler, then PCA) that ``PipelineModel.load`` reads.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pyspark.ml import PipelineModel
+from pyspark.ml.common import _py2java
+from pyspark.ml.feature import PCAModel, StandardScaler
+from pyspark.ml.functions import array_to_vector, vector_to_array
+from pyspark.ml.linalg import DenseMatrix, DenseVector
+from pyspark.sql import DataFrame, SparkSession
+
+# Column names of the saved PipelineModel: to project new features, add VECTOR_COL with
+# ``array_to_vector("features")`` and read PCA_COL (see README, "Outputs").
+VECTOR_COL = "features_vector"
+SCALED_COL = "scaled_features"
+PCA_COL = "pca_vector"
+
+# Cumulative sums of 1280 floats drift by ~1e-15; without this slack a target of 1.0 could
+# never be met exactly.
+_VARIANCE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """A fitted reduction and how k was chosen.
+
+    ``cumulative_variance[i]`` is the share of variance kept by the first ``i + 1`` components
+    (length 1280). It is None, with ``note`` saying why, when the standardised features have no
+    variance at all (one image, or identical images): then k = 1 and projections are 0.
+    """
+
+    model: PipelineModel
+    k: int
+    cumulative_variance: list[float] | None
+    achieved_variance: float | None
+    note: str | None = None
+
+
+def choose_k(explained_variance: Sequence[float], target: float) -> int:
+    """Smallest k whose cumulative explained variance reaches ``target`` (a share in (0, 1]).
+
+    ``explained_variance`` holds each component's share, largest first, as Spark's
+    ``PCAModel.explainedVariance``. Returns a value in ``1..len(explained_variance)``.
+    """
+    cumulative = np.cumsum(np.asarray(explained_variance, dtype=np.float64))
+    reached = np.nonzero(cumulative >= target - _VARIANCE_TOLERANCE)[0]
+    return int(reached[0]) + 1 if reached.size else len(cumulative)
+
+
+def with_feature_vector(df: DataFrame) -> DataFrame:
+    """Add ``features_vector`` (an ML ``DenseVector``) from the ``features`` float array."""
+    return df.withColumn(VECTOR_COL, array_to_vector("features"))
+
+
+def _pca_model(spark: SparkSession, components: np.ndarray, explained: np.ndarray) -> PCAModel:
+    """A ``PCAModel`` from a ``(d, k)`` component matrix, without fitting.
+
+    Spark has no public constructor for this, so the JVM one is called through py4j; the model
+    then transforms, saves and loads like any fitted ``PCAModel``.
+    """
+    sc = spark.sparkContext
+    rows, cols = components.shape
+    matrix = DenseMatrix(rows, cols, np.asfortranarray(components).ravel(order="F").tolist())
+    java_model = sc._jvm.org.apache.spark.ml.feature.PCAModel(  # type: ignore[union-attr]
+        f"PCAModel_{uuid.uuid4().hex[:12]}",
+        _py2java(sc, matrix),
+        _py2java(sc, DenseVector(explained.tolist())),
+    )
+    java_model.set(java_model.k(), cols)  # transform validates k against the matrix width
+    model = PCAModel(java_model)
+    return model.setInputCol(SCALED_COL).setOutputCol(PCA_COL)
+
+
+def _standardised_covariance(
+    features: DataFrame, mean: np.ndarray, std: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """Covariance of the standardised features, ``(1280, 1280)`` float64, and the row count.
+
+    Each partition standardises its rows exactly as the fitted ``StandardScalerModel`` does
+    (zero-variance features become 0) and returns its partial Gram matrix ``ZᵀZ``; the driver
+    sums them. One partial per core at most, so at most cores x 13 MB reach the driver.
+    """
+    scale = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
+
+    def partial_gram(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        gram = np.zeros((mean.size, mean.size))
+        rows = 0
+        for batch in batches:
+            if len(batch):
+                z = (np.stack(batch["features"].to_numpy()).astype(np.float64) - mean) * scale
+                gram += z.T @ z
+                rows += len(z)
+        yield pd.DataFrame({"rows": [rows], "gram": [gram.ravel()]})
+
+    partitions = max(1, features.sparkSession.sparkContext.defaultParallelism)
+    partials = (
+        features.select("features")
+        .coalesce(partitions)
+        .mapInPandas(partial_gram, "rows long, gram array<double>")
+        .toPandas()
+    )
+    rows = int(partials["rows"].sum())
+    gram = np.sum(np.stack(partials["gram"].to_numpy()), axis=0).reshape(mean.size, mean.size)
+    return gram / max(rows - 1, 1), rows
+
+
+def principal_components(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Full-rank eigendecomposition of a covariance matrix, largest variance first.
+
+    Returns ``(components (d, d), explained (d,))``: unit eigenvectors as columns, each signed
+    so its largest-magnitude entry is positive (a fixed convention, so reruns agree), and each
+    component's share of the total variance. Shares are NaN when the total variance is 0.
+    """
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    order = np.argsort(eigenvalues)[::-1]
+    eigenvalues = np.clip(eigenvalues[order], 0.0, None)  # rounding leaves tiny negatives
+    eigenvectors = eigenvectors[:, order]
+    signs = np.sign(eigenvectors[np.abs(eigenvectors).argmax(axis=0), np.arange(len(order))])
+    total = eigenvalues.sum()
+    explained = eigenvalues / total if total > 0 else np.full_like(eigenvalues, np.nan)
+    return eigenvectors * np.where(signs == 0, 1.0, signs), explained
+
+
+def fit_reduction(features: DataFrame, target: float, k: int | None = None) -> Reduction:
+    """Fit StandardScaler(withMean, withStd) + a full-rank PCA on ``features`` and choose k.
+
+    Args:
+        features: rows with ``features`` (array<float>[1280]); read from the persisted
+            ``features/`` Parquet, so fitting never re-runs the model.
+        target: share of variance to keep, in (0, 1]; k is the smallest that reaches it.
+        k: a fixed k (1..1280) that overrides the variance rule.
+
+    Returns:
+        The ``Reduction``; its ``model`` (Spark's ``StandardScalerModel`` then ``PCAModel``)
+        maps ``features_vector`` to ``pca_vector`` (k doubles).
+
+    The scaler is Spark's own fit. The PCA is fitted here rather than by ``pyspark.ml.PCA``:
+    Spark 3.5's ``PCA.fit`` takes the SVD of the 1280 x 1280 covariance in pure-Java LAPACK,
+    which was slow (13 s) and, on our rank-deficient covariances, returned components that do
+    not match its own explained variances. The covariance is summed across the cluster; only
+    its eigendecomposition (NumPy LAPACK, under a second) runs on the driver.
+
+    Pitfall: Spark's ``PCAModel.transform`` does not centre data; the scaler's
+    ``withMean=True`` does, which is what makes the projection a true PCA projection.
+    """
+    spark = features.sparkSession
+    scaler = StandardScaler(
+        inputCol=VECTOR_COL, outputCol=SCALED_COL, withMean=True, withStd=True
+    ).fit(features.transform(with_feature_vector))
+    mean, std = scaler.mean.toArray(), scaler.std.toArray()
+    covariance, rows = _standardised_covariance(features, mean, std)
+    components, explained = principal_components(covariance)
+
+    if rows < 2 or not np.all(np.isfinite(explained)):
+        # No variance to explain: every direction projects to 0; keep one so k stays valid.
+        note = f"the {rows} standardised feature vector(s) have no variance: k = 1, projections 0"
+        pca = _pca_model(spark, components[:, :1], np.zeros(1))
+        return Reduction(PipelineModel([scaler, pca]), 1, None, None, note)
+
+    chosen = k if k is not None else choose_k(explained, target)
+    cumulative = np.cumsum(explained)
+    pca = _pca_model(spark, components[:, :chosen], explained[:chosen])
+    return Reduction(
+        model=PipelineModel([scaler, pca]),
+        k=chosen,
+        cumulative_variance=[float(value) for value in cumulative],
+        achieved_variance=float(cumulative[chosen - 1]),
+    )
+
+
+def project(model: PipelineModel) -> Callable[[DataFrame], DataFrame]:
+    """Transform: ``(path, label, split, features)`` -> ``(path, label, split, pca_features)``.
+
+    ``pca_features`` is array<float>[k], the standardised features projected on the top-k
+    components.
+    """
+
+    def transform(df: DataFrame) -> DataFrame:
+        projected = model.transform(df.transform(with_feature_vector))
+        return projected.select(
+            "path", "label", "split", vector_to_array(PCA_COL, "float32").alias("pca_features")
+        )
+
+    return transform

@@ -1,0 +1,70 @@
+"""Writing results: Parquet outputs and ``manifest.json``, through Spark's Hadoop filesystem.
+
+Going through Hadoop's ``FileSystem`` (not Python's ``open``) is what makes the same code write
+to a local folder here and to S3 (EMRFS) on the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+# What a run writes under --output; --overwrite removes exactly these, nothing else.
+MANIFEST = "manifest.json"
+STAGING = "staging"
+OUTPUT_PARTS = (MANIFEST, "features", "errors", "pca", "model", STAGING)
+
+
+def child_uri(base: str, name: str) -> str:
+    return base.rstrip("/") + "/" + name
+
+
+def _filesystem(spark: SparkSession, uri: str) -> tuple[Any, Any]:
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)  # type: ignore[union-attr]
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path  # type: ignore[union-attr]
+
+
+def exists(spark: SparkSession, uri: str) -> bool:
+    filesystem, path = _filesystem(spark, uri)
+    return bool(filesystem.exists(path))
+
+
+def delete(spark: SparkSession, uri: str) -> None:
+    """Delete ``uri`` recursively if it exists."""
+    filesystem, path = _filesystem(spark, uri)
+    if filesystem.exists(path):
+        filesystem.delete(path, True)
+
+
+def existing_outputs(spark: SparkSession, output_uri: str) -> list[str]:
+    """The names in ``OUTPUT_PARTS`` already present under ``output_uri``."""
+    return [name for name in OUTPUT_PARTS if exists(spark, child_uri(output_uri, name))]
+
+
+def clear_outputs(spark: SparkSession, output_uri: str) -> None:
+    """Remove a previous run's outputs, the manifest first so no stale success survives."""
+    for name in OUTPUT_PARTS:
+        delete(spark, child_uri(output_uri, name))
+
+
+def write_text(spark: SparkSession, uri: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``uri``, replacing any existing file."""
+    filesystem, path = _filesystem(spark, uri)
+    stream = filesystem.create(path, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+
+
+def write_manifest(spark: SparkSession, output_uri: str, manifest: dict[str, Any]) -> None:
+    write_text(
+        spark, child_uri(output_uri, MANIFEST), json.dumps(manifest, indent=2, ensure_ascii=False)
+    )
+
+
+def write_parquet(df: DataFrame, uri: str) -> None:
+    df.write.mode("overwrite").parquet(uri)

@@ -1,0 +1,65 @@
+"""Shared fixtures: one local Spark session, the shipped sample and weights, one sample run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample" / "fruits-360"
+WEIGHTS = ROOT / "models" / "mobilenet_v2_1.0_224_no_top_imagenet_from_tflite.weights.h5"
+SHARED_SAMPLE = ROOT.parent / "shared" / "fruits-360-sample"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def spark() -> SparkSession:
+    """``local[2]`` session for the whole test run (the job reuses it with getOrCreate)."""
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("fruits-pipeline-tests")
+        .config("spark.pyspark.python", sys.executable)
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.enabled", "false")
+        .config("spark.log.level", "WARN")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The README's run command (``make sample``) on the shipped sample, run once.
+
+    Returns ``{"output": Path, "manifest": dict, "stdout": str}``. Runs in its own process,
+    exactly as a user would, so it does not share the test session's Spark.
+    """
+    output = tmp_path_factory.mktemp("sample-run") / "run"
+    completed = subprocess.run(
+        ["make", "--no-print-directory", "sample", f"SAMPLE_OUTPUT={output}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    manifest = json.loads((output / "manifest.json").read_text())
+    return {"output": output, "manifest": manifest, "stdout": completed.stdout}
+
+
+def count_jpgs_per_label(folder: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for path in folder.rglob("*"):
+        if path.is_file() and path.suffix.lower() in {".jpg", ".jpeg"}:
+            counts[path.parent.name] = counts.get(path.parent.name, 0) + 1
+    return counts
