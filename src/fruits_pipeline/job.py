@@ -20,6 +20,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
+from urllib.parse import unquote
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
@@ -28,8 +29,14 @@ from pyspark.sql import functions as F
 from fruits_pipeline import __version__
 from fruits_pipeline.config import JobConfig
 from fruits_pipeline.errors import NoInputError, OutputExistsError, TooManyBadImagesError
-from fruits_pipeline.featurize import failures, featurize_images, make_featurize_udf, successes
-from fruits_pipeline.model import load_weights
+from fruits_pipeline.featurize import (
+    RESULT_FIELDS,
+    failures,
+    featurize_images,
+    make_featurize_udf,
+    successes,
+)
+from fruits_pipeline.model import LoadedWeights, load_weights
 from fruits_pipeline.progress import Progress
 from fruits_pipeline.reading import read_images, with_label, with_split
 from fruits_pipeline.reduction import fit_reduction, project
@@ -40,6 +47,7 @@ from fruits_pipeline.writing import (
     clear_outputs,
     delete,
     existing_outputs,
+    file_length,
     write_manifest,
     write_parquet,
 )
@@ -90,22 +98,67 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def list_images(spark: SparkSession, config: JobConfig) -> DataFrame:
-    """``(path, label, split, content)`` for every matching file; ``NoInputError`` if none."""
+def as_scan_path(uri: str) -> str:
+    """A URI from ``DataFrame.inputFiles()`` written as the ``path`` column writes it.
+
+    ``inputFiles()`` gives ``java.net.URI`` strings: percent-encoded, ``file:///x`` for local
+    files. The scan's ``path`` column is Hadoop's ``Path.toString()``: decoded, ``file:/x``.
+    """
+    decoded = unquote(uri)
+    return (
+        "file:/" + decoded.removeprefix("file:///") if decoded.startswith("file:///") else decoded
+    )
+
+
+def list_images(spark: SparkSession, config: JobConfig) -> tuple[DataFrame, list[str]]:
+    """The images frame ``(path, label, split, content)`` and every matching file's path.
+
+    The path list comes from the driver's file listing, not from scanning: Spark's file scan
+    silently drops zero-byte files, so the listing is the only complete account of the input.
+
+    Raises:
+        NoInputError: the input does not exist or holds no matching file.
+    """
     try:
         images = (
             read_images(spark, config.input_uri)
             .transform(with_label)
             .transform(with_split(config.split_names))
         )
-        has_any = bool(images.select("path").take(1))
+        listed = sorted(as_scan_path(uri) for uri in images.inputFiles())
     except AnalysisException as error:
-        raise NoInputError(f"cannot read input {config.input_uri}: {error.getMessage()}") from error
-    if not has_any:
+        raise NoInputError(f"cannot read input {config.input_uri}: {error}") from error
+    if not listed:
         raise NoInputError(
             f"no file matching *.jpg or *.jpeg (any case) under {config.input_uri}: nothing to do"
         )
-    return images.select("path", "label", "split", "content")
+    return images.select("path", "label", "split", "content"), listed
+
+
+def skipped_by_scan(
+    spark: SparkSession, listed: list[str], staged: DataFrame, split_names: tuple[str, ...]
+) -> DataFrame:
+    """Error rows, shaped like the staging output, for listed files the scan never returned.
+
+    Zero-byte files are the known case (``empty_file``); anything else is ``unreadable``.
+    """
+    returned = {row.path for row in staged.select("path").collect()}
+    rows = []
+    for path in listed:
+        if path not in returned:
+            kind, message = (
+                ("empty_file", "the file is empty (0 bytes); Spark's file scan skips such files")
+                if file_length(spark, path) == 0
+                else ("unreadable", "listed in the input but not returned by the file scan")
+            )
+            rows.append((path, (None, kind, message)))
+    schema = f"path string, result struct<{RESULT_FIELDS}>"
+    return (
+        spark.createDataFrame(rows, schema)
+        .transform(with_label)
+        .transform(with_split(split_names))
+        .select("path", "label", "split", "result")
+    )
 
 
 def count_by_label(staged: DataFrame) -> dict[str, dict[str, int]]:
@@ -151,8 +204,8 @@ def run_job(config: JobConfig, progress: Progress) -> dict[str, Any]:
         weights = load_weights(config.weights, config.image_size)
         info["detail"] = f"{config.weights}, sha256 {weights.sha256[:12]}..."
     with progress.stage("list input") as info:
-        images = list_images(spark, config)
-        info["detail"] = config.input_uri
+        images, listed = list_images(spark, config)
+        info["detail"] = f"{len(listed)} files under {config.input_uri}"
 
     manifest: dict[str, Any] = {
         "status": "running",
@@ -167,7 +220,7 @@ def run_job(config: JobConfig, progress: Progress) -> dict[str, Any]:
     if previous:
         clear_outputs(spark, config.output_uri)
     try:
-        _featurize_and_reduce(spark, config, images, weights, manifest, progress)
+        _featurize_and_reduce(spark, config, images, listed, weights, manifest, progress)
     except Exception as error:
         manifest.update(
             status="failed",
@@ -186,7 +239,8 @@ def _featurize_and_reduce(
     spark: SparkSession,
     config: JobConfig,
     images: DataFrame,
-    weights: Any,
+    listed: list[str],
+    weights: LoadedWeights,
     manifest: dict[str, Any],
     progress: Progress,
 ) -> None:
@@ -200,9 +254,16 @@ def _featurize_and_reduce(
         )
         with progress.watch_tasks(spark.sparkContext):
             write_parquet(images.transform(featurize_images(udf)), staging_uri)
+        skipped = skipped_by_scan(
+            spark, listed, spark.read.parquet(staging_uri), config.split_names
+        )
+        if not skipped.isEmpty():
+            skipped.write.mode("append").parquet(staging_uri)
         staged = spark.read.parquet(staging_uri)
         per_label = count_by_label(staged)
         files_seen = sum(counts["files_seen"] for counts in per_label.values())
+        if files_seen != len(listed):  # the invariant the whole errors/ design rests on
+            raise RuntimeError(f"accounted for {files_seen} files but {len(listed)} were listed")
         info["images"] = files_seen
     featurize_seconds = progress.timings["featurize"]
 

@@ -39,6 +39,12 @@ def delete(spark: SparkSession, uri: str) -> None:
         filesystem.delete(path, True)
 
 
+def file_length(spark: SparkSession, uri: str) -> int:
+    """Size of the file at ``uri`` in bytes."""
+    filesystem, path = _filesystem(spark, uri)
+    return int(filesystem.getFileStatus(path).getLen())
+
+
 def existing_outputs(spark: SparkSession, output_uri: str) -> list[str]:
     """The names in ``OUTPUT_PARTS`` already present under ``output_uri``."""
     return [name for name in OUTPUT_PARTS if exists(spark, child_uri(output_uri, name))]
