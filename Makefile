@@ -33,8 +33,8 @@ sample: install
 test: install
 	@command -v shellcheck >/dev/null && command -v chromium >/dev/null || { \
 		apt-get update -qq && apt-get install -y -qq shellcheck chromium >/dev/null; }
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

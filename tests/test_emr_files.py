@@ -111,3 +111,19 @@ def test_scripts_have_help_and_reject_bad_arguments(script: str) -> None:
     assert "AWS_ENDPOINT_URL" in helped.stdout and "--dry-run" in helped.stdout
     bad = subprocess.run([path, "--bogus"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "unknown option" in bad.stderr
+
+
+def test_cluster_settings_match_the_jobs_local_settings() -> None:
+    from fruits_pipeline.config import FILE_OPEN_COST_BYTES, MAX_PARTITION_BYTES, JobConfig
+    from fruits_pipeline.model import TENSORFLOW_ENV
+
+    conf = configurations()
+    defaults = conf["spark-defaults"]["Properties"]
+    assert defaults["spark.sql.files.openCostInBytes"] == str(FILE_OPEN_COST_BYTES)
+    assert defaults["spark.sql.files.maxPartitionBytes"] == str(MAX_PARTITION_BYTES)
+    arrow = defaults["spark.sql.execution.arrow.maxRecordsPerBatch"]
+    assert arrow == str(JobConfig(input_uri="", output_uri="").arrow_batch_size)
+    exported = conf["spark-env"]["Configurations"][0]["Properties"]
+    for name, value in TENSORFLOW_ENV.items():
+        assert exported[name] == value
+        assert defaults[f"spark.executorEnv.{name}"] == value

@@ -43,7 +43,7 @@ def test_sample_run_writes_every_output_and_counts_every_jpg(sample_run: dict[st
     assert set(manifest["versions"]) >= {"python", "pyspark", "tensorflow-cpu", "numpy"}
     assert manifest["throughput"]["featurize_images_per_s"] > 0
     assert "run succeeded" in sample_run["stdout"]
-    assert "(4/8) featurize done" in sample_run["stdout"]
+    assert "(5/10) featurize done" in sample_run["stdout"]
 
 
 def direct_keras_features(paths: list[str]) -> np.ndarray:
@@ -139,3 +139,15 @@ def test_shipped_sample_images_are_real_jpegs() -> None:
     for path in SAMPLE.rglob("*.jpg"):
         with Image.open(io.BytesIO(path.read_bytes())) as image:
             assert (image.format, image.size) == ("JPEG", (100, 100))
+
+
+def test_preprocess_matches_keras_preprocess_input() -> None:
+    from keras.applications import mobilenet_v2
+
+    from fruits_pipeline.model import preprocess
+
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    expected = mobilenet_v2.preprocess_input(pixels.astype(np.float32))
+    actual = preprocess(pixels)
+    assert actual.dtype == np.float32
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)

@@ -20,14 +20,16 @@ DESCRIPTION = """\
 Turn a folder (or S3 prefix) of fruit photos into features a classifier can learn from:
 every *.jpg / *.jpeg below --input is labelled by its parent folder, featurized with
 MobileNetV2 (1280-d, ImageNet weights broadcast from the driver), standardised and reduced by
-PCA to the smallest k that keeps --variance of the variance, and written as Parquet.
+PCA to the smallest k that keeps --variance of the variance, and written as Parquet. A linear
+probe (logistic regression on the Training split, scored on Test) checks the features.
 
 outputs under --output:
   features/      path, label, split, features (array<float>[1280])
   errors/        path, label, split, error_kind, error_message: images that could not be used
   pca/           path, label, split, pca_features (array<float>[k])
   model/         the fitted StandardScaler + PCA (pyspark.ml.PipelineModel.load)
-  manifest.json  counts per label, k and the variance curve, timings, weights sha256, versions;
+  manifest.json  counts per label, k and the variance curve, probe accuracy, timings, weights
+                 sha256, versions;
                  written last, "status": "succeeded" only when everything else was written
 
 also: fruits-pipeline report RUN   writes report.html for a finished run (see report --help)"""
@@ -137,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-probe",
         dest="probe",
         action="store_false",
-        help="skip the linear-probe accuracy check",
+        help="skip the linear probe (on by default: Training -> Test, or a seeded 80/20 "
+        "stratified hold-out when the input has no such folders)",
     )
     quality.add_argument(
         "--seed",

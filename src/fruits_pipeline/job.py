@@ -8,11 +8,13 @@ Order matters and is part of the contract:
 4. featurize: the model runs **exactly once per image**, straight into a staging Parquet;
 5. split the staging into ``features/`` and ``errors/``; enforce ``--max-error-fraction``;
 6. fit scaler + PCA on ``features/`` and save ``model/``; 7. project into ``pca/``;
-8. ``manifest.json`` last: ``"status": "succeeded"`` only once everything above is written.
+8. the linear probe (accuracy of a logistic regression on ``pca/``);
+9. ``manifest.json`` last: ``"status": "succeeded"`` only once everything above is written.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import time
@@ -22,12 +24,13 @@ from importlib import metadata
 from typing import Any
 from urllib.parse import unquote
 
+from PIL import Image
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fruits_pipeline import __version__
-from fruits_pipeline.config import JobConfig
+from fruits_pipeline.config import FILE_OPEN_COST_BYTES, MAX_PARTITION_BYTES, JobConfig
 from fruits_pipeline.errors import NoInputError, OutputExistsError, TooManyBadImagesError
 from fruits_pipeline.featurize import (
     RESULT_FIELDS,
@@ -36,7 +39,8 @@ from fruits_pipeline.featurize import (
     make_featurize_udf,
     successes,
 )
-from fruits_pipeline.model import LoadedWeights, load_weights
+from fruits_pipeline.model import TENSORFLOW_ENV, LoadedWeights, load_weights
+from fruits_pipeline.probe import run_probe
 from fruits_pipeline.progress import Progress
 from fruits_pipeline.reading import read_images, with_label, with_split
 from fruits_pipeline.reduction import fit_reduction, project
@@ -52,7 +56,11 @@ from fruits_pipeline.writing import (
     write_parquet,
 )
 
-TOTAL_STAGES = 8
+TOTAL_STAGES = 10
+# Local runs share their cores between the JVM and the model. The JVM's work here is light
+# (read files, write Parquet), but its C2 JIT compiler took 15 % of a core during featurize;
+# the C1 compiler alone compiles cheaply and is plenty for this work (README, Performance).
+LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 _VERSIONED_PACKAGES = (
     "pyspark", "tensorflow-cpu", "keras", "numpy", "pandas", "pyarrow", "pillow", "boto3",
 )  # fmt: skip
@@ -71,8 +79,13 @@ def build_session(config: JobConfig) -> SparkSession:
         .config("spark.python.worker.reuse", "true")
         .config("spark.speculation", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.executorEnv.TF_CPP_MIN_LOG_LEVEL", "2")
+        .config("spark.executorEnv.TF_CPP_MIN_LOG_LEVEL", TENSORFLOW_ENV["TF_CPP_MIN_LOG_LEVEL"])
+        .config(
+            "spark.executorEnv.TF_CPU_ALLOCATOR_USE_BFC", TENSORFLOW_ENV["TF_CPU_ALLOCATOR_USE_BFC"]
+        )
         .config("spark.log.level", "WARN")
+        .config("spark.sql.files.openCostInBytes", str(FILE_OPEN_COST_BYTES))
+        .config("spark.sql.files.maxPartitionBytes", str(MAX_PARTITION_BYTES))
         # toPandas() of the PCA's partial Gram matrices (13 MB each) goes through Arrow.
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
@@ -82,6 +95,7 @@ def build_session(config: JobConfig) -> SparkSession:
     if master and master.startswith("local") and not launched_by_spark_submit():
         # Workers must run this interpreter (the one with TensorFlow), not whatever is on PATH.
         builder = builder.config("spark.pyspark.python", sys.executable)
+        builder = builder.config("spark.driver.extraJavaOptions", LOCAL_JVM_OPTIONS)
     return builder.getOrCreate()
 
 
@@ -159,6 +173,24 @@ def skipped_by_scan(
         .transform(with_split(split_names))
         .select("path", "label", "split", "result")
     )
+
+
+def warm_up_workers(spark: SparkSession, featurize: Any) -> int:
+    """Load TensorFlow and build the model in every Python worker before featurizing.
+
+    Runs the featurize UDF itself on one tiny generated JPEG per core, so the workers it warms
+    are the ones the featurize stage reuses: Spark keeps a separate worker pool per kind of
+    Python evaluation, and an RDD job would warm the wrong pool. The featurize stage then
+    measures steady-state inference, and a broken worker environment (no TensorFlow, say)
+    fails here, before any image is read. Returns how many tiny images were featurized.
+    """
+    tasks = spark.sparkContext.defaultParallelism
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (255, 255, 255)).save(buffer, "JPEG")
+    rows = spark.sparkContext.parallelize([(buffer.getvalue(),)] * tasks, tasks)
+    frame = spark.createDataFrame(rows, "content binary")
+    results = frame.select(featurize(F.col("content")).alias("result")).collect()
+    return sum(1 for row in results if row.result.error_kind is None)
 
 
 def count_by_label(staged: DataFrame) -> dict[str, dict[str, int]]:
@@ -246,14 +278,21 @@ def _featurize_and_reduce(
 ) -> None:
     output = config.output_uri
     staging_uri = child_uri(output, STAGING)
+    broadcast = spark.sparkContext.broadcast(weights.arrays)
+    udf = make_featurize_udf(
+        broadcast, weights.sha256, config.image_size, config.batch_size, config.tf_threads
+    )
+    with progress.stage("start workers") as info:
+        warmed = warm_up_workers(spark, udf)
+        info["detail"] = f"TensorFlow and the model loaded in the Python workers ({warmed} tasks)"
     job_start = time.perf_counter()
     with progress.stage("featurize") as info:
-        broadcast = spark.sparkContext.broadcast(weights.arrays)
-        udf = make_featurize_udf(
-            broadcast, weights.sha256, config.image_size, config.batch_size, config.tf_threads
-        )
         with progress.watch_tasks(spark.sparkContext):
             write_parquet(images.transform(featurize_images(udf)), staging_uri)
+        info["images"] = len(listed)
+    featurize_seconds = progress.timings["featurize"]
+
+    with progress.stage("account for every file and write features, errors") as info:
         skipped = skipped_by_scan(
             spark, listed, spark.read.parquet(staging_uri), config.split_names
         )
@@ -264,10 +303,6 @@ def _featurize_and_reduce(
         files_seen = sum(counts["files_seen"] for counts in per_label.values())
         if files_seen != len(listed):  # the invariant the whole errors/ design rests on
             raise RuntimeError(f"accounted for {files_seen} files but {len(listed)} were listed")
-        info["images"] = files_seen
-    featurize_seconds = progress.timings["featurize"]
-
-    with progress.stage("write features and errors") as info:
         write_parquet(staged.transform(successes), child_uri(output, "features"))
         write_parquet(staged.transform(failures), child_uri(output, "errors"))
         featurized = sum(counts["featurized"] for counts in per_label.values())
@@ -300,6 +335,16 @@ def _featurize_and_reduce(
     with progress.stage("project and write pca") as info:
         write_parquet(features.transform(project(reduction.model)), child_uri(output, "pca"))
         info["images"] = featurized
+    with progress.stage("linear probe") as info:
+        if config.probe:
+            probe = run_probe(spark.read.parquet(child_uri(output, "pca")), config.seed)
+        else:
+            probe = {"status": "skipped", "reason": "--no-probe"}
+        info["detail"] = (
+            f"test accuracy {probe['accuracy']:.4f} ({probe['split']})"
+            if probe["status"] == "succeeded"
+            else probe["reason"]
+        )
 
     with progress.stage("write manifest"):
         job_seconds = time.perf_counter() - job_start
@@ -314,6 +359,7 @@ def _featurize_and_reduce(
                 "cumulative_variance": reduction.cumulative_variance,
                 "note": reduction.note,
             },
+            probe=probe,
             timings_s=dict(progress.timings),
             throughput={
                 "featurize_images_per_s": round(files_seen / featurize_seconds, 2),

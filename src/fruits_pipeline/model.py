@@ -35,9 +35,20 @@ IMAGENET_URL = (
 Predictor = Callable[[np.ndarray], np.ndarray]
 
 
-def _quiet_tensorflow() -> None:
-    # TensorFlow prints a page of C++ start-up notices per process; keep warnings and errors.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Environment TensorFlow reads once, when it first loads in a process (driver or worker).
+TENSORFLOW_ENV = {
+    # A page of C++ start-up notices per process otherwise; warnings and errors stay.
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    # TensorFlow's pooling allocator on CPU. Without it every model call maps fresh pages for
+    # its tens-of-MB activations and faults them in: a quarter of the CPU went to the kernel
+    # and inference ran ~25 % slower (see README, Performance).
+    "TF_CPU_ALLOCATOR_USE_BFC": "true",
+}
+
+
+def _prepare_tensorflow() -> None:
+    for name, value in TENSORFLOW_ENV.items():
+        os.environ.setdefault(name, value)
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,7 @@ def build_model(image_size: int) -> keras.Model:
     Built with ``weights=None``; the convolution weights do not depend on the input size, so the
     224-pixel ImageNet weights fit any ``image_size`` (>= 32).
     """
-    _quiet_tensorflow()
+    _prepare_tensorflow()
     import keras
 
     return keras.applications.MobileNetV2(
@@ -136,11 +147,14 @@ def load_weights(weights: str, image_size: int) -> LoadedWeights:
 
 
 def preprocess(images: np.ndarray) -> np.ndarray:
-    """``uint8 (n, s, s, 3)`` RGB -> ``float32`` in [-1, 1] (``mobilenet_v2.preprocess_input``)."""
-    _quiet_tensorflow()
-    from keras.applications import mobilenet_v2
+    """``uint8 (n, s, s, 3)`` RGB -> ``float32`` in [-1, 1]: ``x / 127.5 - 1``.
 
-    return mobilenet_v2.preprocess_input(images.astype(np.float32))
+    The arithmetic of Keras' ``mobilenet_v2.preprocess_input`` (a test checks they agree), in
+    plain NumPy: Keras' version costs 1.5 ms per image here, 5 % of the model's own time.
+    """
+    scaled = np.multiply(images, np.float32(1 / 127.5), dtype=np.float32)
+    scaled -= np.float32(1.0)
+    return scaled
 
 
 def make_predictor(model: keras.Model, image_size: int) -> Predictor:
@@ -168,7 +182,7 @@ def configure_threads(threads: int) -> None:
     Must run before TensorFlow executes its first op; later calls are ignored because TF cannot
     change them once initialised.
     """
-    _quiet_tensorflow()
+    _prepare_tensorflow()
     import tensorflow as tf
 
     try:

@@ -1,0 +1,27 @@
+"""Issue 5: the throughput benchmark runs end to end (tiny smoke mode; timings are not tested)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def test_benchmark_smoke_mode_prints_the_table_and_writes_json(tmp_path: Path) -> None:
+    figures_path = tmp_path / "figures.json"
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--smoke", "--json",
+         str(figures_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "(a) raw model" in completed.stdout and "(b)/(c) =" in completed.stdout
+    figures = json.loads(figures_path.read_text())
+    assert figures["raw_model"]["best"]["images_per_s"] > 0
+    assert figures["ours"]["images"] == 24 and figures["classic"]["images"] == 24
+    assert figures["ours"]["featurize_images_per_s"] > 0
+    assert figures["ours"]["peak_rss_mb"]["python_worker"] > 100  # TensorFlow is in there
+    assert figures["ours_memory_n"]["peak_rss_mb"]["driver_jvm"] > 100

@@ -1,0 +1,138 @@
+"""Issue 6: the probe is recorded and deterministic; the report embeds real figures and renders."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from pyspark.sql import functions as F
+
+from fruits_pipeline.cli import main
+from fruits_pipeline.errors import ExitCode
+from fruits_pipeline.probe import run_probe, with_hold_out
+from fruits_pipeline.report import FIGURE_DPI, FIGURE_INCHES, FIGURES
+from tests.conftest import SHARED_SAMPLE, WEIGHTS
+
+FIGURE_PIXELS = (int(FIGURE_INCHES[0] * FIGURE_DPI), int(FIGURE_INCHES[1] * FIGURE_DPI))
+
+
+def assert_real_picture(image: Image.Image, size: tuple[int, int]) -> None:
+    assert image.size == size
+    pixels = np.asarray(image.convert("RGB"))
+    assert pixels.std() > 10, "a flat, blank image"
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50, "too few colours to be a plot"
+
+
+@pytest.fixture(scope="module")
+def run_with_errors(sample_run: dict[str, Any], tmp_path_factory) -> Path:
+    """The sample run plus an errors/ table, as a run with bad files would have."""
+    run = tmp_path_factory.mktemp("report-run") / "run"
+    shutil.copytree(sample_run["output"], run, ignore=shutil.ignore_patterns("report"))
+    errors = pd.DataFrame({
+        "path": ["file:/data/Training/apple/broken.jpg", "file:/data/Test/Cherry/empty.jpg"],
+        "label": ["apple", "Cherry"], "split": ["Training", "Test"],
+        "error_kind": ["truncated", "empty_file"],
+        "error_message": ["cannot decode: image file is truncated", "the file is empty (0 bytes)"],
+    })  # fmt: skip
+    shutil.rmtree(run / "errors")
+    (run / "errors").mkdir()
+    errors.to_parquet(run / "errors" / "part-0.parquet")
+    return run
+
+
+@pytest.fixture(scope="module")
+def report(run_with_errors: Path) -> Path:
+    out = run_with_errors / "report"
+    assert main(["report", str(run_with_errors), "--out", str(out)]) == ExitCode.OK
+    return out / "report.html"
+
+
+def test_probe_accuracy_is_in_the_sample_manifest(sample_run: dict[str, Any]) -> None:
+    probe = sample_run["manifest"]["probe"]
+    assert probe["status"] == "succeeded"
+    assert probe["split"] == "Training folder -> Test folder"
+    assert (probe["train_images"], probe["test_images"]) == (120, 120)
+    assert 0.9 <= probe["accuracy"] <= 1.0
+    assert set(probe["per_class_recall"]) == set(sample_run["manifest"]["images_per_label"])
+    matrix = np.asarray(probe["confusion_matrix"]["matrix"])
+    assert matrix.sum() == 120
+    assert probe["accuracy"] == pytest.approx(np.trace(matrix) / 120)
+
+
+def test_report_embeds_every_figure_as_a_real_png(report: Path) -> None:
+    text = report.read_text()
+    embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    assert len(embedded) == len(FIGURES)
+    for name, data in zip(FIGURES, embedded, strict=True):
+        png = base64.b64decode(data)
+        assert png == (report.parent / f"{name}.png").read_bytes()
+        assert_real_picture(Image.open(io.BytesIO(png)), FIGURE_PIXELS)
+    assert "<h2>Errors</h2>" in text and "truncated" in text and "empty_file" in text
+    assert "probe accuracy" in text and "sha256" in text
+
+
+def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is missing: `make test` installs it"
+    shot = tmp_path / "shot.png"
+    completed = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--disable-quic", f"--user-data-dir={tmp_path / 'profile'}",
+         "--enable-logging=stderr", "--v=0", "--hide-scrollbars", "--window-size=1000,2600",
+         f"--screenshot={shot}", report.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    console = [line for line in completed.stderr.splitlines() if "CONSOLE" in line]
+    assert not console, console
+    assert_real_picture(Image.open(shot), (1000, 2600))
+
+
+def test_report_on_a_missing_run_exits_3(tmp_path: Path, capsys) -> None:
+    assert main(["report", str(tmp_path / "nothing")]) == ExitCode.NO_INPUT
+    assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_probe_is_deterministic_for_a_fixed_seed(sample_run: dict[str, Any], spark) -> None:
+    pca = spark.read.parquet(str(sample_run["output"] / "pca"))
+    assert run_probe(pca, seed=7) == run_probe(pca, seed=7)
+    unsplit = pca.withColumn("split", F.lit(None).cast("string"))
+    first, second = run_probe(unsplit, seed=7), run_probe(unsplit, seed=7)
+    assert first == second and first["split"].startswith("stratified 20% hold-out")
+    assert first["test_images"] == 6 * 8  # ceil(0.2 * 40) per label, 6 labels
+
+
+def test_hold_out_is_stratified_and_seeded(sample_run: dict[str, Any], spark) -> None:
+    pca = spark.read.parquet(str(sample_run["output"] / "pca"))
+
+    def held_out(seed: int) -> set[str]:
+        marked = pca.transform(with_hold_out(seed)).where("is_test")
+        counts = {r.label: r["count"] for r in marked.groupBy("label").count().collect()}
+        assert set(counts.values()) == {8}
+        return {r.path for r in marked.select("path").collect()}
+
+    assert held_out(1) == held_out(1)
+    assert held_out(1) != held_out(2)
+
+
+def test_probe_on_the_full_shared_sample_reaches_97_percent(tmp_path: Path) -> None:
+    if not SHARED_SAMPLE.is_dir():
+        pytest.skip(f"the full sample is not at {SHARED_SAMPLE}")
+    output = tmp_path / "run"
+    code = main(["--input", str(SHARED_SAMPLE), "--output", str(output), "--weights", str(WEIGHTS)])
+    assert code == ExitCode.OK
+    manifest = json.loads((output / "manifest.json").read_text())
+    probe = manifest["probe"]
+    assert (probe["train_images"], probe["test_images"]) == (2944, 992)
+    assert probe["accuracy"] >= 0.97, probe
