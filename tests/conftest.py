@@ -18,6 +18,7 @@ WEIGHTS = ROOT / "models" / "mobilenet_v2_1.0_224_no_top_imagenet_from_tflite.we
 SHARED_SAMPLE = ROOT.parent / "shared" / "fruits-360-sample"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers: this venv, whatever PATH says
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +27,6 @@ def spark() -> SparkSession:
     session = (
         SparkSession.builder.master("local[2]")
         .appName("fruits-pipeline-tests")
-        .config("spark.pyspark.python", sys.executable)
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.ui.enabled", "false")
         .config("spark.log.level", "WARN")
@@ -44,9 +44,15 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     exactly as a user would, so it does not share the test session's Spark.
     """
     output = tmp_path_factory.mktemp("sample-run") / "run"
+    # As a user runs it: a plain shell, no virtualenv on PATH, no PYSPARK_PYTHON.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON", "VIRTUAL_ENV")}
+    env["PATH"] = os.pathsep.join(
+        p for p in env["PATH"].split(os.pathsep) if Path(p) != Path(sys.executable).parent
+    )
     completed = subprocess.run(
         ["make", "--no-print-directory", "sample", f"SAMPLE_OUTPUT={output}"],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=900,

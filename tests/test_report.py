@@ -136,3 +136,17 @@ def test_probe_on_the_full_shared_sample_reaches_97_percent(tmp_path: Path) -> N
     probe = manifest["probe"]
     assert (probe["train_images"], probe["test_images"]) == (2944, 992)
     assert probe["accuracy"] >= 0.97, probe
+
+
+def test_report_of_a_failed_run_says_so(run_with_errors: Path, tmp_path: Path) -> None:
+    run = tmp_path / "failed"
+    run.mkdir()
+    manifest = json.loads((run_with_errors / "manifest.json").read_text())
+    failed = {key: manifest[key] for key in ("input", "output", "weights", "counts")}
+    failed.update(status="failed", error="TooManyBadImagesError: 3 of 20 images (15.0%) ...")
+    (run / "manifest.json").write_text(json.dumps(failed))
+    shutil.copytree(run_with_errors / "errors", run / "errors")
+    assert main(["report", str(run)]) == ExitCode.OK
+    text = (run / "report" / "report.html").read_text()
+    assert "failed: TooManyBadImagesError" in text and "not reached" in text
+    assert_real_picture(Image.open(run / "report" / "counts.png"), FIGURE_PIXELS)

@@ -93,8 +93,10 @@ def build_session(config: JobConfig) -> SparkSession:
     if master:
         builder = builder.master(master)
     if master and master.startswith("local") and not launched_by_spark_submit():
-        # Workers must run this interpreter (the one with TensorFlow), not whatever is on PATH.
-        builder = builder.config("spark.pyspark.python", sys.executable)
+        # Workers must run this interpreter (the one with TensorFlow and this package), not the
+        # python3 on PATH. When Python starts the JVM, PySpark 3.5 takes the workers' Python
+        # from PYSPARK_PYTHON only (the spark.pyspark.python conf is read by spark-submit).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.config("spark.driver.extraJavaOptions", LOCAL_JVM_OPTIONS)
     return builder.getOrCreate()
 

@@ -74,7 +74,7 @@ def _message(axes: Any, text: str) -> None:
 
 
 def plot_variance(manifest: dict[str, Any], path: Path) -> Path:
-    reduction = manifest["reduction"]
+    reduction = manifest.get("reduction") or {"note": "no reduction: the run did not get there"}
     figure, axes = _figure()
     axes.set_title("Cumulative explained variance of the standardised features")
     curve = reduction.get("cumulative_variance")
@@ -118,19 +118,23 @@ def plot_scatter(pca: pd.DataFrame, seed: int, path: Path) -> Path:
 
 
 def plot_counts(manifest: dict[str, Any], path: Path) -> Path:
-    per_label = manifest["counts"]["per_label"]
+    per_label = (manifest.get("counts") or {}).get("per_label", {})
     labels = sorted(per_label)
     featurized = [per_label[label]["featurized"] for label in labels]
     errors = [per_label[label]["errors"] for label in labels]
     figure, axes = _figure()
     axes.set_title("Images per class")
+    if not labels:
+        _message(axes, "no counts: the run stopped before featurizing")
+        return _save(figure, path)
     positions = np.arange(len(labels))
     axes.barh(positions, featurized, color="tab:blue", label="featurized")
     axes.barh(positions, errors, left=featurized, color="tab:red", label="errors")
     axes.set_yticks(positions, labels)
     axes.invert_yaxis()
     axes.set_xlabel("images")
-    axes.legend(loc="lower right")
+    axes.set_xlim(0, max(f + e for f, e in zip(featurized, errors, strict=True)) * 1.25)
+    axes.legend(loc="lower right")  # in the headroom the limit above leaves
     axes.grid(axis="x", alpha=0.3)
     return _save(figure, path)
 
@@ -192,7 +196,8 @@ figure{margin:1.5em 0}img{max-width:100%;border:1px solid #eee}figcaption{color:
 
 
 def render_html(manifest: dict[str, Any], figures: dict[str, Path], errors: pd.DataFrame) -> str:
-    counts, reduction = manifest["counts"], manifest["reduction"]
+    counts = manifest.get("counts") or {"files_seen": "?", "featurized": "?", "errors": "?"}
+    reduction = manifest.get("reduction") or {}
     probe = manifest.get("probe") or {}
     accuracy = (
         f"{probe['accuracy']:.4f} (macro F1 {probe['macro_f1']:.4f}; {probe['split']})"
@@ -200,13 +205,15 @@ def render_html(manifest: dict[str, Any], figures: dict[str, Path], errors: pd.D
         else f"skipped: {probe.get('reason', 'not run')}"
     )
     facts = {
-        "status": manifest["status"],
+        "status": manifest["status"] + (f": {manifest['error']}" if manifest.get("error") else ""),
         "input": manifest["input"],
         "output": manifest["output"],
         "images": f"{counts['files_seen']} seen, {counts['featurized']} featurized, "
         f"{counts['errors']} errors",
         "k": f"{reduction['k']} components ({reduction['k_rule']}; target "
-        f"{reduction['target_variance']}, kept {reduction['achieved_variance']})",
+        f"{reduction['target_variance']}, kept {reduction['achieved_variance']})"
+        if reduction
+        else "not reached",
         "probe accuracy": accuracy,
         "weights": f"{manifest['weights']['source']} (sha256 {manifest['weights']['sha256']})",
         "finished": manifest.get("finished_at", ""),
