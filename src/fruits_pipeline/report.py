@@ -102,9 +102,8 @@ def plot_scatter(pca: pd.DataFrame, seed: int, path: Path) -> Path:
     if pca.empty:
         _message(axes, "no featurized images")
         return _save(figure, path)
-    sample = pca.groupby("label", group_keys=False).apply(
-        lambda rows: rows.sample(min(len(rows), SCATTER_PER_LABEL), random_state=seed)
-    )
+    # Shuffle once (seeded), then keep the first rows of each label: a fixed random sample.
+    sample = pca.sample(frac=1.0, random_state=seed).groupby("label").head(SCATTER_PER_LABEL)
     points = np.stack(sample["pca_features"].to_numpy())
     second = points[:, 1] if points.shape[1] > 1 else np.zeros(len(points))
     for label in sorted(sample["label"].unique()):
