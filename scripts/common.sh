@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Shared by submit_step.sh and create_cluster.sh (sourced, not run).
 
+# die MESSAGE [CODE]: print "script.sh: MESSAGE" on stderr and exit CODE (default 1).
+die() {
+  echo "${0##*/}: $1" >&2
+  exit "${2:-1}"
+}
+
 # The AWS CLI. AWS CLI v1's `emr` commands ignore AWS_ENDPOINT_URL, so pass it explicitly.
 aws_cli() {
   if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then

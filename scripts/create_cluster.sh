@@ -32,7 +32,6 @@ Exit codes: 0 created, 1 AWS error, 2 bad arguments, 5 residency refused.
 USAGE
 }
 
-die() { echo "create_cluster.sh: $1" >&2; exit "${2:-1}"; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/common.sh

@@ -32,7 +32,6 @@ Exit codes: 0 submitted (with --wait: step COMPLETED), 1 AWS or packaging error,
 USAGE
 }
 
-die() { echo "submit_step.sh: $1" >&2; exit "${2:-1}"; }
 log() { echo "[submit_step] $*" >&2; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

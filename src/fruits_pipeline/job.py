@@ -62,7 +62,7 @@ TOTAL_STAGES = 10
 # the C1 compiler alone compiles cheaply and is plenty for this work (README, Performance).
 LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 _VERSIONED_PACKAGES = (
-    "pyspark", "tensorflow-cpu", "keras", "numpy", "pandas", "pyarrow", "pillow", "boto3",
+    "tensorflow-cpu", "keras", "numpy", "pandas", "pyarrow", "pillow", "boto3",
 )  # fmt: skip
 
 

@@ -72,7 +72,7 @@ def _pca_model(spark: SparkSession, components: np.ndarray, explained: np.ndarra
     """
     sc = spark.sparkContext
     rows, cols = components.shape
-    matrix = DenseMatrix(rows, cols, np.asfortranarray(components).ravel(order="F").tolist())
+    matrix = DenseMatrix(rows, cols, components.ravel(order="F").tolist())
     java_model = sc._jvm.org.apache.spark.ml.feature.PCAModel(  # type: ignore[union-attr]
         f"PCAModel_{uuid.uuid4().hex[:12]}",
         _py2java(sc, matrix),
