@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from fruits_pipeline.config import FEATURE_DIM
-from fruits_pipeline.reduction import fit_reduction, principal_components, project
+from fruits_pipeline.reduction import (
+    feature_moments,
+    fit_reduction,
+    principal_components,
+    project,
+)
 
 
 def frame(spark, matrix: np.ndarray, labels: list[str] | None = None):
@@ -66,3 +71,37 @@ def test_principal_components_are_sorted_unit_and_signed() -> None:
     np.testing.assert_allclose(components.T @ components, np.eye(6), atol=1e-12)
     largest = components[np.abs(components).argmax(axis=0), np.arange(6)]
     assert np.all(largest > 0)
+
+
+def test_one_pass_moments_match_numpy_across_partitions(spark) -> None:
+    rng = np.random.default_rng(4)
+    matrix = rng.random((40, FEATURE_DIM)) * 6 + 100  # a large mean tests the shifted sums
+    matrix[:, 5] = 2.5  # a constant feature must come out with exactly zero variance
+    features = frame(spark, matrix).repartition(3)
+    moments = feature_moments(features)
+    data = matrix.astype(np.float32).astype(np.float64)  # the column holds float32
+    assert moments.rows == 40
+    np.testing.assert_allclose(moments.mean, data.mean(axis=0), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(moments.std, data.std(axis=0, ddof=1), rtol=1e-9, atol=1e-12)
+    assert moments.std[5] == 0.0 and not moments.scatter[5].any()
+    scaled = np.where(
+        data.std(axis=0) > 0, (data - data.mean(axis=0)) / data.std(axis=0, ddof=1), 0
+    )
+    np.testing.assert_allclose(
+        moments.standardised_covariance(), np.cov(scaled, rowvar=False), rtol=0, atol=1e-9
+    )
+
+
+def test_scaler_built_from_moments_equals_sparks_own_fit(spark) -> None:
+    from pyspark.ml.feature import StandardScaler
+
+    from fruits_pipeline.reduction import VECTOR_COL, with_feature_vector
+
+    matrix = np.random.default_rng(5).random((30, FEATURE_DIM))
+    vectors = frame(spark, matrix).transform(with_feature_vector)
+    ours = fit_reduction(frame(spark, matrix), 0.9).model.stages[0]
+    theirs = StandardScaler(inputCol=VECTOR_COL, withMean=True, withStd=True).fit(vectors)
+    np.testing.assert_allclose(ours.mean.toArray(), theirs.mean.toArray(), rtol=1e-12)
+    np.testing.assert_allclose(ours.std.toArray(), theirs.std.toArray(), rtol=1e-9)
+    assert ours.getWithMean() and ours.getWithStd()
+    assert fit_reduction(frame(spark, matrix), 0.9, k=4).model.stages[1].getK() == 4

@@ -8,6 +8,7 @@ arrays, once per Python worker process.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import tempfile
@@ -209,4 +210,8 @@ def worker_predictor(
         model = build_model(image_size)
         model.set_weights(weights.value)
         _WORKER_PREDICTORS[key] = make_predictor(model, image_size)
+        # TensorFlow and Keras leave ~360,000 long-lived objects that Python's cyclic GC would
+        # otherwise re-scan on every full collection (200 ms each): 7 % of the CPU during
+        # featurize. Frozen, the GC only walks what the batches allocate.
+        gc.freeze()
     return _WORKER_PREDICTORS[key]

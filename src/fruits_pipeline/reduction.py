@@ -13,13 +13,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 from pyspark.ml import PipelineModel
 from pyspark.ml.common import _py2java
-from pyspark.ml.feature import PCAModel, StandardScaler
+from pyspark.ml.feature import PCAModel, StandardScalerModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.sql import DataFrame, SparkSession
+
+from fruits_pipeline.config import FEATURE_DIM
 
 # Column names of the saved PipelineModel: to project new features, add VECTOR_COL with
 # ``array_to_vector("features")`` and read PCA_COL (see README, "Outputs").
@@ -64,6 +66,25 @@ def with_feature_vector(df: DataFrame) -> DataFrame:
     return df.withColumn(VECTOR_COL, array_to_vector("features"))
 
 
+def _scaler_model(spark: SparkSession, moments: FeatureMoments) -> StandardScalerModel:
+    """A ``StandardScalerModel(withMean, withStd)`` from moments computed here, without a fit.
+
+    Same JVM class and numbers as ``StandardScaler.fit`` (unbiased std; zero-variance features
+    scale to 0), built through py4j so the features are read once for scaler and PCA together.
+    """
+    sc = spark.sparkContext
+    java_model = sc._jvm.org.apache.spark.ml.feature.StandardScalerModel(  # type: ignore[union-attr]
+        f"StandardScalerModel_{uuid.uuid4().hex[:12]}",
+        _py2java(sc, DenseVector(moments.std.tolist())),
+        _py2java(sc, DenseVector(moments.mean.tolist())),
+    )
+    java_model.set(java_model.withMean(), True)
+    java_model.set(java_model.withStd(), True)
+    model = StandardScalerModel(java_model)
+    model._transfer_params_from_java()  # so getWithMean() and friends read the JVM's values
+    return model.setInputCol(VECTOR_COL).setOutputCol(SCALED_COL)
+
+
 def _pca_model(spark: SparkSession, components: np.ndarray, explained: np.ndarray) -> PCAModel:
     """A ``PCAModel`` from a ``(d, k)`` component matrix, without fitting.
 
@@ -80,40 +101,99 @@ def _pca_model(spark: SparkSession, components: np.ndarray, explained: np.ndarra
     )
     java_model.set(java_model.k(), cols)  # transform validates k against the matrix width
     model = PCAModel(java_model)
+    model._transfer_params_from_java()
     return model.setInputCol(SCALED_COL).setOutputCol(PCA_COL)
 
 
-def _standardised_covariance(
-    features: DataFrame, mean: np.ndarray, std: np.ndarray
-) -> tuple[np.ndarray, int]:
-    """Covariance of the standardised features, ``(1280, 1280)`` float64, and the row count.
+@dataclass(frozen=True)
+class FeatureMoments:
+    """Row count, mean ``(d,)`` and scatter matrix ``Σ (x - mean)(x - mean)ᵀ`` ``(d, d)``."""
 
-    Each partition standardises its rows exactly as the fitted ``StandardScalerModel`` does
-    (zero-variance features become 0) and returns its partial Gram matrix ``ZᵀZ``; the driver
-    sums them. One partial per core at most, so at most cores x 13 MB reach the driver.
+    rows: int
+    mean: np.ndarray
+    scatter: np.ndarray
+
+    def combined(self, other: FeatureMoments) -> FeatureMoments:
+        """The moments of both sets of rows together (Chan, Golub and LeVeque's update)."""
+        rows = self.rows + other.rows
+        if not self.rows or not other.rows:
+            return self if other.rows == 0 else other
+        delta = other.mean - self.mean
+        return FeatureMoments(
+            rows=rows,
+            mean=self.mean + delta * (other.rows / rows),
+            scatter=self.scatter
+            + other.scatter
+            + np.outer(delta, delta) * (self.rows * other.rows / rows),
+        )
+
+    @property
+    def std(self) -> np.ndarray:
+        """Unbiased standard deviation per feature, as Spark's ``StandardScaler`` uses."""
+        if self.rows < 2:
+            return np.zeros_like(self.mean)
+        return np.sqrt(np.clip(np.diag(self.scatter), 0.0, None) / (self.rows - 1))
+
+    def standardised_covariance(self) -> np.ndarray:
+        """Covariance of the standardised features (zero-variance features stay 0)."""
+        std = self.std
+        scale = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
+        return self.scatter / max(self.rows - 1, 1) * np.outer(scale, scale)
+
+
+def partition_moments(matrix: np.ndarray) -> FeatureMoments:
+    """Moments of one partition's ``(n, d)`` rows, shifted by the first row for accuracy.
+
+    Shifting makes constant features (and identical rows) come out with exactly zero scatter,
+    so they are recognised as zero-variance instead of as noise around 1e-17.
     """
-    scale = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
+    shift = matrix[0]
+    centred = matrix - shift
+    total = centred.sum(axis=0)
+    return FeatureMoments(
+        rows=len(matrix),
+        mean=shift + total / len(matrix),
+        scatter=centred.T @ centred - np.outer(total, total) / len(matrix),
+    )
 
-    def partial_gram(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        gram = np.zeros((mean.size, mean.size))
-        rows = 0
+
+def feature_moments(features: DataFrame) -> FeatureMoments:
+    """Mean and scatter of the ``features`` column in one pass over the data.
+
+    Each task reduces its rows to ``FeatureMoments`` (NumPy on Arrow buffers, float64); the
+    driver combines them. The rows are coalesced to one task per core, so at most cores x 13 MB
+    of partial scatter matrices reach the driver, whatever the number of images.
+    """
+    dim = FEATURE_DIM
+
+    def moments(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        total = FeatureMoments(0, np.zeros(dim), np.zeros((dim, dim)))
         for batch in batches:
-            if len(batch):
-                z = (np.stack(batch["features"].to_numpy()).astype(np.float64) - mean) * scale
-                gram += z.T @ z
-                rows += len(z)
-        yield pd.DataFrame({"rows": [rows], "gram": [gram.ravel()]})
+            if batch.num_rows:
+                values = batch.column("features").flatten().to_numpy(zero_copy_only=False)
+                matrix = values.astype(np.float64).reshape(batch.num_rows, dim)
+                total = total.combined(partition_moments(matrix))
+        yield pa.RecordBatch.from_pydict(
+            {"rows": [total.rows], "mean": [total.mean], "scatter": [total.scatter.ravel()]},
+            schema=pa.schema(
+                [("rows", pa.int64()), ("mean", pa.list_(pa.float64())),
+                 ("scatter", pa.list_(pa.float64()))]
+            ),
+        )  # fmt: skip
 
     partitions = max(1, features.sparkSession.sparkContext.defaultParallelism)
     partials = (
         features.select("features")
         .coalesce(partitions)
-        .mapInPandas(partial_gram, "rows long, gram array<double>")
+        .mapInArrow(moments, "rows long, mean array<double>, scatter array<double>")
         .toPandas()
     )
-    rows = int(partials["rows"].sum())
-    gram = np.sum(np.stack(partials["gram"].to_numpy()), axis=0).reshape(mean.size, mean.size)
-    return gram / max(rows - 1, 1), rows
+    result = FeatureMoments(0, np.zeros(dim), np.zeros((dim, dim)))
+    for rows, mean, scatter in partials.itertuples(index=False):
+        result = result.combined(
+            FeatureMoments(int(rows), np.asarray(mean), np.asarray(scatter).reshape(dim, dim))
+        )
+    return result
 
 
 def principal_components(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,22 +226,22 @@ def fit_reduction(features: DataFrame, target: float, k: int | None = None) -> R
         The ``Reduction``; its ``model`` (Spark's ``StandardScalerModel`` then ``PCAModel``)
         maps ``features_vector`` to ``pca_vector`` (k doubles).
 
-    The scaler is Spark's own fit. The PCA is fitted here rather than by ``pyspark.ml.PCA``:
-    Spark 3.5's ``PCA.fit`` takes the SVD of the 1280 x 1280 covariance in pure-Java LAPACK,
-    which was slow (13 s) and, on our rank-deficient covariances, returned components that do
-    not match its own explained variances. The covariance is summed across the cluster; only
-    its eigendecomposition (NumPy LAPACK, under a second) runs on the driver.
+    Scaler and PCA come from one pass over ``features``: each task reduces its rows to a mean
+    and a scatter matrix, the driver combines them (``feature_moments``), and both models are
+    built from those numbers. Spark 3.5's ``StandardScaler.fit`` would be a second pass, and
+    its ``PCA.fit`` takes the SVD of the 1280 x 1280 covariance in pure-Java LAPACK, which was
+    slow (13 s) and, on our rank-deficient covariances, returned components that do not match
+    its own explained variances. Only the eigendecomposition (NumPy LAPACK, under a second)
+    runs on the driver.
 
     Pitfall: Spark's ``PCAModel.transform`` does not centre data; the scaler's
     ``withMean=True`` does, which is what makes the projection a true PCA projection.
     """
     spark = features.sparkSession
-    scaler = StandardScaler(
-        inputCol=VECTOR_COL, outputCol=SCALED_COL, withMean=True, withStd=True
-    ).fit(features.transform(with_feature_vector))
-    mean, std = scaler.mean.toArray(), scaler.std.toArray()
-    covariance, rows = _standardised_covariance(features, mean, std)
-    components, explained = principal_components(covariance)
+    moments = feature_moments(features)
+    scaler = _scaler_model(spark, moments)
+    rows = moments.rows
+    components, explained = principal_components(moments.standardised_covariance())
 
     if rows < 2 or not np.all(np.isfinite(explained)):
         # No variance to explain: every direction projects to 0; keep one so k stays valid.
