@@ -152,13 +152,12 @@ def list_images(spark: SparkSession, config: JobConfig) -> tuple[DataFrame, list
 
 
 def skipped_by_scan(
-    spark: SparkSession, listed: list[str], staged: DataFrame, split_names: tuple[str, ...]
+    spark: SparkSession, listed: list[str], returned: set[str], split_names: tuple[str, ...]
 ) -> DataFrame:
     """Error rows, shaped like the staging output, for listed files the scan never returned.
 
     Zero-byte files are the known case (``empty_file``); anything else is ``unreadable``.
     """
-    returned = {row.path for row in staged.select("path").collect()}
     rows = []
     for path in listed:
         if path not in returned:
@@ -195,24 +194,22 @@ def warm_up_workers(spark: SparkSession, featurize: Any) -> int:
     return sum(1 for row in results if row.result.error_kind is None)
 
 
-def count_by_label(staged: DataFrame) -> dict[str, dict[str, int]]:
-    """``{label: {"files_seen", "featurized", "errors"}}`` from the staging frame."""
-    rows = (
-        staged.groupBy("label")
-        .agg(
-            F.count(F.lit(1)).alias("files_seen"),
-            F.count(F.when(F.col("result.error_kind").isNull(), 1)).alias("featurized"),
-        )
-        .collect()
-    )
-    return {
-        row["label"]: {
-            "files_seen": row["files_seen"],
-            "featurized": row["featurized"],
-            "errors": row["files_seen"] - row["featurized"],
-        }
-        for row in sorted(rows, key=lambda row: row["label"])
-    }
+def outcomes(staged: DataFrame) -> list[tuple[str, str, bool]]:
+    """``(path, label, featurized)`` for every staged row, collected in one small job."""
+    rows = staged.select(
+        "path", "label", F.col("result.error_kind").isNull().alias("featurized")
+    ).collect()
+    return [(row.path, row.label, row.featurized) for row in rows]
+
+
+def count_by_label(rows: list[tuple[str, str, bool]]) -> dict[str, dict[str, int]]:
+    """``{label: {"files_seen", "featurized", "errors"}}`` from ``(path, label, featurized)``."""
+    counts: dict[str, dict[str, int]] = {}
+    for _, label, featurized in rows:
+        entry = counts.setdefault(label, {"files_seen": 0, "featurized": 0, "errors": 0})
+        entry["files_seen"] += 1
+        entry["featurized" if featurized else "errors"] += 1
+    return dict(sorted(counts.items()))
 
 
 def run_job(config: JobConfig, progress: Progress) -> dict[str, Any]:
@@ -295,13 +292,15 @@ def _featurize_and_reduce(
     featurize_seconds = progress.timings["featurize"]
 
     with progress.stage("account for every file and write features, errors") as info:
+        scanned = outcomes(spark.read.parquet(staging_uri))
         skipped = skipped_by_scan(
-            spark, listed, spark.read.parquet(staging_uri), config.split_names
+            spark, listed, {path for path, _, _ in scanned}, config.split_names
         )
-        if not skipped.isEmpty():
+        skipped_rows = [(row.path, row.label, False) for row in skipped.collect()]
+        if skipped_rows:
             skipped.write.mode("append").parquet(staging_uri)
         staged = spark.read.parquet(staging_uri)
-        per_label = count_by_label(staged)
+        per_label = count_by_label(scanned + skipped_rows)
         files_seen = sum(counts["files_seen"] for counts in per_label.values())
         if files_seen != len(listed):  # the invariant the whole errors/ design rests on
             raise RuntimeError(f"accounted for {files_seen} files but {len(listed)} were listed")
