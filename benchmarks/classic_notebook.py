@@ -26,6 +26,9 @@ import numpy as np
 import pandas as pd
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Workers must run this interpreter: when Python starts the JVM, PySpark 3.5 reads the workers'
+# Python from PYSPARK_PYTHON only (the spark.pyspark.python conf below is for spark-submit).
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 def main() -> None:
