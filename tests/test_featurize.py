@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import zipfile
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -89,3 +93,29 @@ def test_successes_unpacks_only_the_featurized_rows(spark) -> None:
     assert [row.path for row in rows] == ["p1"]
     assert staged.transform(successes).schema["features"].dataType.simpleString() == "array<float>"
     np.testing.assert_array_equal(np.asarray(rows[0].features, dtype=np.float32), vector)
+
+
+def test_settle_worker_drops_zip_importers_and_freezes_the_gc(tmp_path) -> None:
+    """Run in a fresh interpreter: gc.freeze() is for the life of the process."""
+    archive = tmp_path / "zipped.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("zipped_pkg/__init__.py", "")
+        bundle.writestr("zipped_pkg/sub/__init__.py", "")
+        bundle.writestr("zipped_pkg/later.py", "VALUE = 42\n")
+    code = f"""
+import gc, importlib, sys, zipimport
+sys.path.insert(0, {str(archive)!r})
+import zipped_pkg.sub
+from fruits_pipeline.model import settle_worker
+count = lambda: sum(isinstance(f, zipimport.zipimporter) for f in sys.path_importer_cache.values())
+before = count()
+settle_worker()
+after = count()
+importlib.invalidate_caches()
+from zipped_pkg.later import VALUE  # the zip still imports after its importers were dropped
+print(before, after, gc.get_freeze_count() > 0, VALUE)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    before, after, frozen, value = result.stdout.split()
+    assert int(before) >= 2 and after == "0" and frozen == "True" and value == "42"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pyspark.ml.functions import array_to_vector, vector_to_array
 
 from fruits_pipeline.config import FEATURE_DIM
 from fruits_pipeline.reduction import (
+    PCA_COL,
+    VECTOR_COL,
     feature_moments,
     fit_reduction,
     principal_components,
@@ -95,13 +98,25 @@ def test_one_pass_moments_match_numpy_across_partitions(spark) -> None:
 def test_scaler_built_from_moments_equals_sparks_own_fit(spark) -> None:
     from pyspark.ml.feature import StandardScaler
 
-    from fruits_pipeline.reduction import VECTOR_COL, with_feature_vector
-
     matrix = np.random.default_rng(5).random((30, FEATURE_DIM))
-    vectors = frame(spark, matrix).transform(with_feature_vector)
+    vectors = frame(spark, matrix).withColumn(VECTOR_COL, array_to_vector("features"))
     ours = fit_reduction(frame(spark, matrix), 0.9).model.stages[0]
     theirs = StandardScaler(inputCol=VECTOR_COL, withMean=True, withStd=True).fit(vectors)
     np.testing.assert_allclose(ours.mean.toArray(), theirs.mean.toArray(), rtol=1e-12)
     np.testing.assert_allclose(ours.std.toArray(), theirs.std.toArray(), rtol=1e-9)
     assert ours.getWithMean() and ours.getWithStd()
     assert fit_reduction(frame(spark, matrix), 0.9, k=4).model.stages[1].getK() == 4
+
+
+def test_numpy_projection_equals_the_saved_models_own_transform(spark) -> None:
+    matrix = np.random.default_rng(6).random((25, FEATURE_DIM))
+    matrix[:, 3] = 1.0  # zero-variance features map to 0 in both
+    features = frame(spark, matrix)
+    model = fit_reduction(features, 0.9).model
+    ours = np.stack(features.transform(project(model)).toPandas()["pca_features"].to_numpy())
+    by_spark = model.transform(features.withColumn(VECTOR_COL, array_to_vector("features")))
+    theirs = np.stack(
+        by_spark.select(vector_to_array(PCA_COL, "float32").alias("p")).toPandas()["p"].to_numpy()
+    )
+    assert ours.shape == theirs.shape and ours.shape[1] > 1
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)

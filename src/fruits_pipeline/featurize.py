@@ -28,6 +28,7 @@ from pyspark.sql.functions import pandas_udf
 from fruits_pipeline.config import FEATURE_DIM
 from fruits_pipeline.decoding import DecodeError, decode_image
 from fruits_pipeline.model import Predictor, preprocess, worker_predictor
+from fruits_pipeline.vectors import to_list_array
 
 RESULT_FIELDS = "packed_features binary, error_kind string, error_message string"
 PACKED_DTYPE = np.dtype("<f4")
@@ -136,9 +137,7 @@ def unpack_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     if np.any(np.diff(offsets) != PACKED_BYTES):
         raise ValueError(f"packed_features rows must be {PACKED_BYTES} bytes each")
     data = np.frombuffer(packed.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    values = pa.array(data.view(PACKED_DTYPE))
-    starts = pa.array(np.arange(len(packed) + 1, dtype=np.int32) * FEATURE_DIM)
-    features = pa.ListArray.from_arrays(starts, values)
+    features = to_list_array(data.view(PACKED_DTYPE).reshape(len(packed), FEATURE_DIM))
     return pa.RecordBatch.from_arrays(
         [batch.column("path"), batch.column("label"), batch.column("split"), features],
         names=["path", "label", "split", "features"],

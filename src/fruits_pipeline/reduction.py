@@ -17,11 +17,11 @@ import pyarrow as pa
 from pyspark.ml import PipelineModel
 from pyspark.ml.common import _py2java
 from pyspark.ml.feature import PCAModel, StandardScalerModel
-from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.sql import DataFrame, SparkSession
 
 from fruits_pipeline.config import FEATURE_DIM
+from fruits_pipeline.vectors import to_list_array, to_matrix
 
 # Column names of the saved PipelineModel: to project new features, add VECTOR_COL with
 # ``array_to_vector("features")`` and read PCA_COL (see README, "Outputs").
@@ -59,11 +59,6 @@ def choose_k(explained_variance: Sequence[float], target: float) -> int:
     cumulative = np.cumsum(np.asarray(explained_variance, dtype=np.float64))
     reached = np.nonzero(cumulative >= target - _VARIANCE_TOLERANCE)[0]
     return int(reached[0]) + 1 if reached.size else len(cumulative)
-
-
-def with_feature_vector(df: DataFrame) -> DataFrame:
-    """Add ``features_vector`` (an ML ``DenseVector``) from the ``features`` float array."""
-    return df.withColumn(VECTOR_COL, array_to_vector("features"))
 
 
 def _scaler_model(spark: SparkSession, moments: FeatureMoments) -> StandardScalerModel:
@@ -170,8 +165,7 @@ def feature_moments(features: DataFrame) -> FeatureMoments:
         total = FeatureMoments(0, np.zeros(dim), np.zeros((dim, dim)))
         for batch in batches:
             if batch.num_rows:
-                values = batch.column("features").flatten().to_numpy(zero_copy_only=False)
-                matrix = values.astype(np.float64).reshape(batch.num_rows, dim)
+                matrix = to_matrix(batch.column("features"), dim)
                 total = total.combined(partition_moments(matrix))
         yield pa.RecordBatch.from_pydict(
             {"rows": [total.rows], "mean": [total.mean], "scatter": [total.scatter.ravel()]},
@@ -263,14 +257,30 @@ def fit_reduction(features: DataFrame, target: float, k: int | None = None) -> R
 def project(model: PipelineModel) -> Callable[[DataFrame], DataFrame]:
     """Transform: ``(path, label, split, features)`` -> ``(path, label, split, pca_features)``.
 
-    ``pca_features`` is array<float>[k], the standardised features projected on the top-k
-    components.
+    ``pca_features`` is array<float>[k]: the features standardised and projected on the top-k
+    components with the numbers of ``model`` (its ``StandardScalerModel`` then ``PCAModel``),
+    so they equal ``model.transform`` (a test checks it). Computed with NumPy matrix products on
+    Arrow batches (``mapInArrow``): Spark's ``PCAModel.transform`` multiplies row by row in
+    pure-Java BLAS, which took 2-4 s for 8,000 images here.
     """
+    scaler, pca = model.stages
+    mean, std = scaler.mean.toArray(), scaler.std.toArray()
+    scale = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
+    components = pca.pc.toArray()
+    dim = mean.size
+
+    def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            projected = ((to_matrix(batch.column("features"), dim) - mean) * scale) @ components
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("path"), batch.column("label"), batch.column("split"),
+                 to_list_array(projected)],
+                names=["path", "label", "split", "pca_features"],
+            )  # fmt: skip
 
     def transform(df: DataFrame) -> DataFrame:
-        projected = model.transform(df.transform(with_feature_vector))
-        return projected.select(
-            "path", "label", "split", vector_to_array(PCA_COL, "float32").alias("pca_features")
+        return df.select("path", "label", "split", "features").mapInArrow(
+            apply, "path string, label string, split string, pca_features array<float>"
         )
 
     return transform
