@@ -87,9 +87,8 @@ def test_one_pass_moments_match_numpy_across_partitions(spark) -> None:
     np.testing.assert_allclose(moments.mean, data.mean(axis=0), rtol=0, atol=1e-9)
     np.testing.assert_allclose(moments.std, data.std(axis=0, ddof=1), rtol=1e-9, atol=1e-12)
     assert moments.std[5] == 0.0 and not moments.scatter[5].any()
-    scaled = np.where(
-        data.std(axis=0) > 0, (data - data.mean(axis=0)) / data.std(axis=0, ddof=1), 0
-    )
+    std = data.std(axis=0, ddof=1)
+    scaled = np.divide(data - data.mean(axis=0), std, out=np.zeros_like(data), where=std > 0)
     np.testing.assert_allclose(
         moments.standardised_covariance(), np.cov(scaled, rowvar=False), rtol=0, atol=1e-9
     )
