@@ -28,7 +28,7 @@ from pyspark.sql.functions import pandas_udf
 from fruits_pipeline.config import FEATURE_DIM
 from fruits_pipeline.decoding import DecodeError, decode_image
 from fruits_pipeline.model import Predictor, preprocess, worker_predictor
-from fruits_pipeline.vectors import to_list_array
+from fruits_pipeline.vectors import keyed_vectors
 
 RESULT_FIELDS = "packed_features binary, error_kind string, error_message string"
 PACKED_DTYPE = np.dtype("<f4")
@@ -51,7 +51,7 @@ def featurize_series(
     Returns:
         One row per input row, same order: ``packed_features`` (the 1280 float32 features as
         5,120 little-endian bytes, or None), ``error_kind`` and ``error_message`` (None when
-        the image was featurized). ``unpack_features`` turns the bytes back into floats.
+        the image was featurized). ``successes`` turns the bytes back into floats.
 
     Pitfall: a row is either features or an error, never both and never a placeholder vector;
     non-finite model outputs become ``non_finite_features`` errors rather than NaN features.
@@ -137,10 +137,8 @@ def unpack_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     if np.any(np.diff(offsets) != PACKED_BYTES):
         raise ValueError(f"packed_features rows must be {PACKED_BYTES} bytes each")
     data = np.frombuffer(packed.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    features = to_list_array(data.view(PACKED_DTYPE).reshape(len(packed), FEATURE_DIM))
-    return pa.RecordBatch.from_arrays(
-        [batch.column("path"), batch.column("label"), batch.column("split"), features],
-        names=["path", "label", "split", "features"],
+    return keyed_vectors(
+        batch, "features", data.view(PACKED_DTYPE).reshape(len(packed), FEATURE_DIM)
     )
 
 

@@ -86,7 +86,7 @@ def build_session(config: JobConfig) -> SparkSession:
         .config("spark.log.level", "WARN")
         .config("spark.sql.files.openCostInBytes", str(FILE_OPEN_COST_BYTES))
         .config("spark.sql.files.maxPartitionBytes", str(MAX_PARTITION_BYTES))
-        # toPandas() of the PCA's partial Gram matrices (13 MB each) goes through Arrow.
+        # toPandas() of the partial scatter matrices (13 MB each, reduction.py) goes through Arrow.
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
     master = config.master or (None if launched_by_spark_submit() else "local[*]")

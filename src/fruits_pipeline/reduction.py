@@ -21,7 +21,7 @@ from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.sql import DataFrame, SparkSession
 
 from fruits_pipeline.config import FEATURE_DIM
-from fruits_pipeline.vectors import to_list_array, to_matrix
+from fruits_pipeline.vectors import keyed_vectors, to_matrix
 
 # Column names of the saved PipelineModel: to project new features, add VECTOR_COL with
 # ``array_to_vector("features")`` and read PCA_COL (see README, "Outputs").
@@ -100,6 +100,11 @@ def _pca_model(spark: SparkSession, components: np.ndarray, explained: np.ndarra
     return model.setInputCol(SCALED_COL).setOutputCol(PCA_COL)
 
 
+def inverse_std(std: np.ndarray) -> np.ndarray:
+    """``1 / std`` per feature, and 0 where std is 0, as Spark's ``StandardScalerModel`` scales."""
+    return np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
+
+
 @dataclass(frozen=True)
 class FeatureMoments:
     """Row count, mean ``(d,)`` and scatter matrix ``Σ (x - mean)(x - mean)ᵀ`` ``(d, d)``."""
@@ -108,11 +113,16 @@ class FeatureMoments:
     mean: np.ndarray
     scatter: np.ndarray
 
+    @classmethod
+    def empty(cls, dim: int) -> FeatureMoments:
+        """The moments of no rows: the neutral element of ``combined``."""
+        return cls(0, np.zeros(dim), np.zeros((dim, dim)))
+
     def combined(self, other: FeatureMoments) -> FeatureMoments:
         """The moments of both sets of rows together (Chan, Golub and LeVeque's update)."""
-        rows = self.rows + other.rows
         if not self.rows or not other.rows:
             return self if other.rows == 0 else other
+        rows = self.rows + other.rows
         delta = other.mean - self.mean
         return FeatureMoments(
             rows=rows,
@@ -131,8 +141,7 @@ class FeatureMoments:
 
     def standardised_covariance(self) -> np.ndarray:
         """Covariance of the standardised features (zero-variance features stay 0)."""
-        std = self.std
-        scale = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
+        scale = inverse_std(self.std)
         return self.scatter / max(self.rows - 1, 1) * np.outer(scale, scale)
 
 
@@ -162,7 +171,7 @@ def feature_moments(features: DataFrame) -> FeatureMoments:
     dim = FEATURE_DIM
 
     def moments(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        total = FeatureMoments(0, np.zeros(dim), np.zeros((dim, dim)))
+        total = FeatureMoments.empty(dim)
         for batch in batches:
             if batch.num_rows:
                 matrix = to_matrix(batch.column("features"), dim)
@@ -182,7 +191,7 @@ def feature_moments(features: DataFrame) -> FeatureMoments:
         .mapInArrow(moments, "rows long, mean array<double>, scatter array<double>")
         .toPandas()
     )
-    result = FeatureMoments(0, np.zeros(dim), np.zeros((dim, dim)))
+    result = FeatureMoments.empty(dim)
     for rows, mean, scatter in partials.itertuples(index=False):
         result = result.combined(
             FeatureMoments(int(rows), np.asarray(mean), np.asarray(scatter).reshape(dim, dim))
@@ -264,19 +273,14 @@ def project(model: PipelineModel) -> Callable[[DataFrame], DataFrame]:
     pure-Java BLAS, which took 2-4 s for 8,000 images here.
     """
     scaler, pca = model.stages
-    mean, std = scaler.mean.toArray(), scaler.std.toArray()
-    scale = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
+    mean, scale = scaler.mean.toArray(), inverse_std(scaler.std.toArray())
     components = pca.pc.toArray()
     dim = mean.size
 
     def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             projected = ((to_matrix(batch.column("features"), dim) - mean) * scale) @ components
-            yield pa.RecordBatch.from_arrays(
-                [batch.column("path"), batch.column("label"), batch.column("split"),
-                 to_list_array(projected)],
-                names=["path", "label", "split", "pca_features"],
-            )  # fmt: skip
+            yield keyed_vectors(batch, "pca_features", projected)
 
     def transform(df: DataFrame) -> DataFrame:
         return df.select("path", "label", "split", "features").mapInArrow(

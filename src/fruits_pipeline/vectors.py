@@ -30,3 +30,14 @@ def to_list_array(matrix: np.ndarray) -> pa.ListArray:
     starts = pa.array(np.arange(rows + 1, dtype=np.int32) * width)
     values = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).ravel())
     return pa.ListArray.from_arrays(starts, values)
+
+
+KEY_COLUMNS = ("path", "label", "split")
+
+
+def keyed_vectors(batch: pa.RecordBatch, name: str, matrix: np.ndarray) -> pa.RecordBatch:
+    """``batch``'s ``path``, ``label`` and ``split`` columns, then ``matrix`` as ``name``."""
+    return pa.RecordBatch.from_arrays(
+        [batch.column(key) for key in KEY_COLUMNS] + [to_list_array(matrix)],
+        names=[*KEY_COLUMNS, name],
+    )
