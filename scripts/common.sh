@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Shared by submit_step.sh and create_cluster.sh (sourced, not run).
+# Shared by the scripts in this folder (sourced, not run). Bash 3.2 safe (macOS): no
+# associative arrays or case-changing expansions, and never a bare expansion of an array that
+# may be empty (tests/test_emr_files.py checks all scripts for both).
 
 # die MESSAGE [CODE]: print "script.sh: MESSAGE" on stderr and exit CODE (default 1).
 die() {
@@ -23,6 +25,17 @@ print_command() {
   printf '\n'
 }
 
+# apply_change COMMAND...: run an AWS CLI command that changes something, its output discarded
+# (the CLI's errors still reach stderr); exit 1 if it fails. Under --dry-run (DRY_RUN=1) only
+# print it.
+apply_change() {
+  if ((${DRY_RUN:-0})); then
+    print_command aws "$@"
+  else
+    aws_cli "$@" >/dev/null || die "aws $1 $2 failed" 1
+  fi
+}
+
 # check_residency ALLOWED_REGIONS REGION URI...: the job's own residency guard, run before
 # anything is uploaded or created. Exits 5 when refused, 1 when the check cannot run.
 check_residency() {
@@ -36,4 +49,20 @@ check_residency() {
     echo "the residency check could not run (exit $status)" >&2
     exit 1
   fi
+}
+
+# render_template TEMPLATE NAME=VALUE...: print TEMPLATE (a conf/ JSON file) with each NAME
+# replaced by VALUE, after checking it is still valid JSON and that no placeholder is left.
+render_template() {
+  "$PYTHON" - "$@" <<'PY'
+import json, re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+for pair in sys.argv[2:]:
+    name, value = pair.split("=", 1)
+    text = text.replace(name, value)
+left = sorted(set(re.findall(r"\b[A-Z][A-Z0-9]*_[A-Z][A-Z0-9_]*\b", text)))
+if left:
+    sys.exit(f"{sys.argv[1]}: placeholders left unreplaced: {', '.join(left)}")
+print(json.dumps(json.loads(text)))
+PY
 }

@@ -59,6 +59,9 @@ class _Recorder:
                 # SigV4 credential scope: the region the client addressed the request to.
                 "region": "".join(_SIGNED_REGION.findall(environ.get("HTTP_AUTHORIZATION", ""))),
                 "target": environ.get("HTTP_X_AMZ_TARGET", ""),
+                # CopyObject is a PUT whose source is only in this header (S3A's rename).
+                "copy_source": environ.get("HTTP_X_AMZ_COPY_SOURCE", ""),
+                "agent": environ.get("HTTP_USER_AGENT", ""),
                 "body": body.decode("utf-8", "replace") if len(body) < 100_000 else "",
             }
         )

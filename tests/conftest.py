@@ -1,4 +1,5 @@
-"""Shared fixtures: one local Spark session, the shipped sample and weights, one sample run."""
+"""Shared fixtures: one local Spark session, the shipped sample and weights, one sample run, and
+a local AWS (moto on 127.0.0.1) with the project's buckets."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from pyspark.sql import SparkSession
+
+from tests.aws import LocalAws, start_local_aws
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample" / "fruits-360"
@@ -69,3 +74,34 @@ def count_jpgs_per_label(folder: Path) -> dict[str, int]:
         if path.is_file() and path.suffix.lower() in {".jpg", ".jpeg"}:
             counts[path.parent.name] = counts.get(path.parent.name, 0) + 1
     return counts
+
+
+@pytest.fixture(scope="module")
+def local_aws() -> LocalAws:
+    aws, server = start_local_aws()
+    yield aws
+    server.shutdown()
+
+
+@pytest.fixture
+def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
+    """A reset local AWS, this process's environment pointed at it, two buckets made."""
+    # AWS managed policies (AmazonEMRServicePolicy_v2) exist in moto's IAM only when asked for;
+    # the reset below recreates the IAM backend, which reads this then.
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    request = urllib.request.Request(f"{local_aws.endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request).close()
+    local_aws.requests.clear()
+    for key, value in local_aws.env().items():
+        monkeypatch.setenv(key, value)
+    for bucket, region in [("fruits-data-eu", "eu-west-1"), ("fruits-code-eu", "eu-west-1"),
+                           ("fruits-data-us", "us-east-1")]:  # fmt: skip
+        client = boto3.client("s3", region_name=region)
+        if region == "us-east-1":
+            client.create_bucket(Bucket=bucket)
+        else:
+            client.create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
+            )
+    local_aws.requests.clear()  # tests see only what the code under test sent
+    return local_aws
