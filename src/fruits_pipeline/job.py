@@ -44,7 +44,11 @@ from fruits_pipeline.probe import run_probe
 from fruits_pipeline.progress import Progress
 from fruits_pipeline.reading import read_images, with_label, with_split
 from fruits_pipeline.reduction import fit_reduction, project
-from fruits_pipeline.residency import check_buckets, validate_allowed_regions
+from fruits_pipeline.residency import (
+    check_buckets,
+    check_driver_region,
+    validate_allowed_regions,
+)
 from fruits_pipeline.writing import (
     STAGING,
     child_uri,
@@ -223,7 +227,9 @@ def run_job(config: JobConfig, progress: Progress) -> dict[str, Any]:
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     with progress.stage("residency check"):
         allowed = validate_allowed_regions(config.allowed_regions)
-        buckets = check_buckets([config.input_uri, config.output_uri, config.weights], allowed)
+        uris = [config.input_uri, config.output_uri, config.weights]
+        region = check_driver_region(uris, allowed)
+        buckets = check_buckets(uris, allowed, region)
     spark = build_session(config)
     previous = existing_outputs(spark, config.output_uri)
     if previous and not config.overwrite:
@@ -245,7 +251,7 @@ def run_job(config: JobConfig, progress: Progress) -> dict[str, Any]:
         "output": config.output_uri,
         "config": asdict(config),
         "weights": {"source": weights.source, "sha256": weights.sha256},
-        "residency": {"allowed_regions": list(allowed), "buckets": buckets},
+        "residency": {"allowed_regions": list(allowed), "region": region, "buckets": buckets},
         "versions": library_versions(),
     }
     if previous:
