@@ -63,6 +63,13 @@ def _variance(text: str) -> float:
     return value
 
 
+def _sha256(text: str) -> str:
+    digest = text.strip().lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise argparse.ArgumentTypeError(f"must be 64 hexadecimal digits, got {text!r}")
+    return digest
+
+
 def _int_between(low: int, high: int) -> Any:
     def parse(text: str) -> int:
         value = int(text)
@@ -100,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.weights,
         help="'imagenet' (official Keras file, downloaded on the driver), a local .h5 path, "
         "or an s3:// URI fetched on the driver (default: %(default)s)",
+    )
+    model.add_argument(
+        "--weights-sha256",
+        type=_sha256,
+        default=None,
+        help="expected sha256 of the weights file: a different file is refused (exit 7); "
+        "with 'imagenet', Keras checks the download against it (default: no check)",
     )
     model.add_argument(
         "--image-size",
@@ -183,6 +197,7 @@ def parse_job_args(argv: Sequence[str]) -> JobConfig:
         variance=args.variance,
         k=args.k,
         weights=args.weights,
+        weights_sha256=args.weights_sha256,
         batch_size=args.batch_size,
         image_size=args.image_size,
         master=args.master,

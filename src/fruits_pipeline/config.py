@@ -38,6 +38,9 @@ class JobConfig:
     variance: float = 0.95
     k: int | None = None
     weights: str = "imagenet"
+    # Expected sha256 of the weights file, checked before loading (and by Keras on download for
+    # "imagenet"). None checks nothing: Keras publishes no hash for the official file.
+    weights_sha256: str | None = None
     # Images per model call. 8 measured fastest here, because a small batch's activations stay
     # in the CPU caches: featurize at 87-93 img/s against 79-83 at 16 (2 cores, N = 2,000).
     batch_size: int = 8

@@ -20,7 +20,7 @@ class ExitCode(IntEnum):
     TOO_MANY_BAD_IMAGES = 4  # errors/ and the manifest are written, then the run fails
     RESIDENCY = 5  # a bucket or region outside the allowed EU regions
     OUTPUT_EXISTS = 6  # the output already holds a run and --overwrite was not given
-    BAD_WEIGHTS = 7  # the weights are missing, not HDF5, or do not fit MobileNetV2
+    BAD_WEIGHTS = 7  # the weights are missing, not the expected file, not HDF5, or do not fit
 
 
 EXIT_CODE_HELP = """exit codes:
@@ -31,7 +31,7 @@ EXIT_CODE_HELP = """exit codes:
   4  too many bad images (above --max-error-fraction); errors/ and manifest.json are written
   5  residency refused: a bucket or region outside --allowed-regions (EU only)
   6  the output already holds a run and --overwrite was not given
-  7  the weights cannot be loaded into MobileNetV2"""
+  7  the weights cannot be loaded into MobileNetV2, or differ from --weights-sha256"""
 
 
 class PipelineError(Exception):

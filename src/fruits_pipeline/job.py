@@ -238,7 +238,7 @@ def run_job(config: JobConfig, progress: Progress) -> dict[str, Any]:
             "pass --overwrite to replace it"
         )
     with progress.stage("load weights") as info:
-        weights = load_weights(config.weights, config.image_size)
+        weights = load_weights(config.weights, config.image_size, config.weights_sha256, region)
         info["detail"] = f"{config.weights}, sha256 {weights.sha256[:12]}..."
     with progress.stage("list input") as info:
         images, listed = list_images(spark, config)

@@ -93,26 +93,33 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_weights_file(weights: str, download_dir: str) -> str:
+def resolve_weights_file(
+    weights: str, download_dir: str, sha256: str | None = None, region: str | None = None
+) -> str:
     """Return a local path for ``weights``: ``imagenet``, an ``s3://`` URI, or a local path.
 
-    ``imagenet`` downloads the official Keras file into Keras' cache (``~/.keras/models``);
-    ``s3://bucket/key`` is fetched with boto3 into ``download_dir`` keeping the file name, whose
-    suffix tells Keras the format (``.weights.h5`` Keras 3, ``.h5`` legacy). Runs on the driver.
+    ``imagenet`` downloads the official Keras file into Keras' cache (``~/.keras/models``),
+    checked by Keras against ``sha256`` when given (a stale cached copy is downloaded again);
+    ``s3://bucket/key`` is fetched with boto3 (addressing ``region``) into ``download_dir``
+    keeping the file name, whose suffix tells Keras the format (``.weights.h5`` Keras 3, ``.h5``
+    legacy). Runs on the driver.
     """
     if weights == IMAGENET:
         import keras
 
         try:
-            return keras.utils.get_file(IMAGENET_FILE, IMAGENET_URL, cache_subdir="models")
-        except Exception as error:  # keras wraps network failures in several exception types
+            return keras.utils.get_file(
+                IMAGENET_FILE, IMAGENET_URL, cache_subdir="models", file_hash=sha256
+            )
+        except Exception as error:  # network failures and hash mismatches, several types
             raise WeightsError(
                 f"cannot download the ImageNet weights from {IMAGENET_URL}: {error}. Without "
-                "internet, pass --weights with a local .h5 file or an s3:// URI."
+                "internet, pass --weights with a local .h5 file or an s3:// URI "
+                "(scripts/stage_weights.sh puts the official file in S3)."
             ) from error
     if is_s3_uri(weights):
         try:
-            return download_s3_object(weights, download_dir)
+            return download_s3_object(weights, download_dir, region)
         except Exception as error:  # botocore's ClientError, NoCredentialsError, EndpointError...
             raise WeightsError(f"cannot download weights {weights}: {error}") from error
     path = weights.removeprefix("file://")
@@ -121,15 +128,26 @@ def resolve_weights_file(weights: str, download_dir: str) -> str:
     return path
 
 
-def load_weights(weights: str, image_size: int) -> LoadedWeights:
+def load_weights(
+    weights: str, image_size: int, sha256: str | None = None, region: str | None = None
+) -> LoadedWeights:
     """Resolve, check and read the weights on the driver, before any Spark task starts.
 
+    ``sha256``, when given, is the file's expected hash, whatever its source; ``region`` is
+    the one an ``s3://`` download addresses.
+
     Raises:
-        WeightsError: the file is missing, is not HDF5, or its tensors do not fit MobileNetV2
-            (alpha 1.0, no top). The message names the file and what was wrong.
+        WeightsError: the file is missing, is not the expected one, is not HDF5, or its tensors
+            do not fit MobileNetV2 (alpha 1.0, no top). The message names the file and what
+            was wrong.
     """
     with tempfile.TemporaryDirectory(prefix="fruits-weights-") as download_dir:
-        path = resolve_weights_file(weights, download_dir)
+        path = resolve_weights_file(weights, download_dir, sha256, region)
+        actual = sha256_of(path)
+        if sha256 is not None and actual != sha256:
+            raise WeightsError(
+                f"weights file {weights} has sha256 {actual}, not the expected {sha256}"
+            )
         import h5py
 
         if not h5py.is_hdf5(path):
@@ -142,11 +160,7 @@ def load_weights(weights: str, image_size: int) -> LoadedWeights:
                 f"weights file {weights} does not fit MobileNetV2(alpha=1.0, include_top=False): "
                 f"{type(error).__name__}: {error}"
             ) from error
-        return LoadedWeights(
-            source=weights,
-            sha256=sha256_of(path),
-            arrays=model.get_weights(),
-        )
+        return LoadedWeights(source=weights, sha256=actual, arrays=model.get_weights())
 
 
 def preprocess(images: np.ndarray) -> np.ndarray:
