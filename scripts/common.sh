@@ -9,6 +9,22 @@ die() {
   exit "${2:-1}"
 }
 
+# common_option ARGS...: take an option every script has (--region, --allowed-regions,
+# --dry-run, --help) into REGION, ALLOWED_REGIONS, DRY_RUN; sets TAKEN to the number of words
+# used, 0 when "$1" is not one of them (the caller's own case handles it).
+# shellcheck disable=SC2034 # the variables are the sourcing script's
+common_option() {
+  TAKEN=2
+  case "$1" in
+    --region) REGION=${2:-} ;;
+    --allowed-regions) ALLOWED_REGIONS=${2:-} ;;
+    --dry-run) DRY_RUN=1; TAKEN=1 ;;
+    --help | -h) usage; exit 0 ;;
+    *) TAKEN=0 ;;
+  esac
+  ((TAKEN < 2 || $# >= 2)) || die "$1 needs a value" 2
+}
+
 # The AWS CLI. AWS CLI v1's `emr` commands ignore AWS_ENDPOINT_URL, so pass it explicitly.
 aws_cli() {
   if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then

@@ -48,15 +48,13 @@ PASS_POLICY=fruits-pipeline-pass-instance-role
 S3_POLICY=fruits-pipeline-s3
 
 while (($#)); do
+  common_option "$@"
+  if ((TAKEN)); then shift "$TAKEN" && continue; fi
   case "$1" in
     --bucket) BUCKET=${2:-}; shift 2 || die "--bucket needs a value" 2 ;;
     --code-bucket) CODE_BUCKET=${2:-}; shift 2 || die "--code-bucket needs a value" 2 ;;
     --service-role) SERVICE_ROLE=${2:-}; shift 2 || die "--service-role needs a value" 2 ;;
     --instance-role) INSTANCE_ROLE=${2:-}; shift 2 || die "--instance-role needs a value" 2 ;;
-    --region) REGION=${2:-}; shift 2 || die "--region needs a value" 2 ;;
-    --allowed-regions) ALLOWED_REGIONS=${2:-}; shift 2 || die "--allowed-regions needs a value" 2 ;;
-    --dry-run) DRY_RUN=1; shift ;;
-    --help | -h) usage; exit 0 ;;
     *) die "unknown option: $1 (see --help)" 2 ;;
   esac
 done

@@ -46,15 +46,13 @@ IMAGENET_FILE=mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
 IMAGENET_URL=https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/$IMAGENET_FILE
 
 while (($#)); do
+  common_option "$@"
+  if ((TAKEN)); then shift "$TAKEN" && continue; fi
   case "$1" in
     --bucket) BUCKET=${2:-}; shift 2 || die "--bucket needs a value" 2 ;;
     --source) SOURCE=${2:-}; shift 2 || die "--source needs a value" 2 ;;
     --sha256) EXPECTED=${2:-}; shift 2 || die "--sha256 needs a value" 2 ;;
     --key) KEY=${2:-}; shift 2 || die "--key needs a value" 2 ;;
-    --region) REGION=${2:-}; shift 2 || die "--region needs a value" 2 ;;
-    --allowed-regions) ALLOWED_REGIONS=${2:-}; shift 2 || die "--allowed-regions needs a value" 2 ;;
-    --dry-run) DRY_RUN=1; shift ;;
-    --help | -h) usage; exit 0 ;;
     *) die "unknown option: $1 (see --help)" 2 ;;
   esac
 done
