@@ -19,16 +19,20 @@ Options:
   --region REGION        AWS region (default: $AWS_REGION, else eu-west-1)
   --allowed-regions LIST comma-separated EU regions (default: eu-west-1)
   --name NAME            step name (default: fruits-pipeline VERSION)
-  --wait                 poll until the step ends; exit 0 only if it COMPLETED
+  --wait                 poll until the step ends; exit 0 only if it COMPLETED (10, 11 below)
   --poll-seconds N       seconds between polls with --wait (default: 30)
   --timeout-seconds N    give up waiting after N seconds (default: 21600)
   --dry-run              print the commands, upload and submit nothing
   --help                 this help
 
 Honours AWS_PROFILE, AWS_REGION and AWS_ENDPOINT_URL. Never prompts.
-Exit codes: 0 submitted (with --wait: step COMPLETED), 1 AWS or packaging error,
-2 bad arguments, 4 step FAILED, CANCELLED or INTERRUPTED (or --wait timed out),
-5 residency refused (a bucket or the region outside the allowed EU regions).
+Exit codes (distinct from the job's own 3, 4, 6 and 7, which end up in the step's logs):
+  0   submitted (with --wait: the step COMPLETED)
+  1   AWS or packaging error
+  2   bad arguments
+  5   residency refused (a bucket or the region outside the allowed EU regions)
+  10  with --wait: the step FAILED, was CANCELLED or INTERRUPTED (its logs are printed)
+  11  with --wait: still running after --timeout-seconds (the step goes on; not cancelled)
 USAGE
 }
 
@@ -46,18 +50,16 @@ TIMEOUT_SECONDS=21600
 JOB_ARGS=()
 
 while (($#)); do
+  common_option "$@"
+  if ((TAKEN)); then shift "$TAKEN" && continue; fi
   case "$1" in
     --cluster-id) CLUSTER_ID=${2:-}; shift 2 || die "--cluster-id needs a value" 2 ;;
     --bucket) BUCKET=${2:-}; shift 2 || die "--bucket needs a value" 2 ;;
     --version) VERSION=${2:-}; shift 2 || die "--version needs a value" 2 ;;
-    --region) REGION=${2:-}; shift 2 || die "--region needs a value" 2 ;;
-    --allowed-regions) ALLOWED_REGIONS=${2:-}; shift 2 || die "--allowed-regions needs a value" 2 ;;
     --name) NAME=${2:-}; shift 2 || die "--name needs a value" 2 ;;
     --wait) WAIT=1; shift ;;
     --poll-seconds) POLL_SECONDS=${2:-}; shift 2 || die "--poll-seconds needs a value" 2 ;;
     --timeout-seconds) TIMEOUT_SECONDS=${2:-}; shift 2 || die "--timeout-seconds needs a value" 2 ;;
-    --dry-run) DRY_RUN=1; shift ;;
-    --help | -h) usage; exit 0 ;;
     --) shift; JOB_ARGS=("$@"); break ;;
     *) die "unknown option: $1 (job arguments go after --)" 2 ;;
   esac
@@ -138,11 +140,11 @@ while :; do
       if [[ -n "$log_uri" && "$log_uri" != "None" ]]; then
         log "logs: ${log_uri%/}/$CLUSTER_ID/steps/$step_id/ (stderr.gz, controller.gz) and containers/"
       fi
-      exit 4 ;;
+      exit 10 ;;
   esac
   if ((waited >= TIMEOUT_SECONDS)); then
-    log "gave up waiting after $waited s; the step is still $state"
-    exit 4
+    log "gave up waiting after $waited s; the step is still $state and goes on"
+    exit 11
   fi
   sleep "$POLL_SECONDS"
   waited=$((waited + POLL_SECONDS))

@@ -1,12 +1,18 @@
-"""Issue 3: the EMR files are valid, agree with pyproject.toml, and the shell scripts are clean."""
+"""Issues 3 and 11: the EMR files are valid, agree with pyproject.toml and the tested
+environment, and the shell scripts are clean (shellcheck, bash 3.2)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
+from importlib import metadata
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,14 +27,24 @@ def project_pins() -> dict[str, str]:
     return dict(dependency.split("==") for dependency in dependencies)
 
 
-def test_bootstrap_installs_exactly_the_pyproject_pins_but_spark() -> None:
-    text = (ROOT / "bootstrap" / "bootstrap-emr.sh").read_text()
-    block = re.search(r"PINNED=\(\n(.*?)\n\)", text, re.S)
-    assert block, "PINNED=( ... ) not found in the bootstrap"
-    pins = dict(line.strip().strip('"').split("==") for line in block.group(1).splitlines())
+def lock_pins() -> dict[str, str]:
+    lines = (ROOT / "requirements" / "emr.txt").read_text().splitlines()
+    return dict(line.split("==") for line in lines if line and not line.startswith("#"))
+
+
+def test_emr_lock_is_the_tested_environment_and_agrees_with_pyproject() -> None:
+    fresh = subprocess.run([sys.executable, str(ROOT / "scripts" / "lock_emr_requirements.py"),
+                            "--check"], capture_output=True, text=True, check=False)  # fmt: skip
+    assert fresh.returncode == 0, fresh.stderr  # the lock is this venv's closure, regenerated
+    pins = lock_pins()
     expected = project_pins()
     assert expected.pop("pyspark").startswith("3.5.")  # EMR 7.x brings its own Spark 3.5
-    assert pins == expected
+    assert {name: pins.get(name) for name in expected} == expected
+    # What the job imports but pyproject only gets through TensorFlow: pinned all the same.
+    assert {"keras", "h5py"} <= set(pins)
+    for name, version in pins.items():
+        assert metadata.version(name) == version, name
+    assert not {"pyspark", "py4j", "pytest", "moto", "awscli", "ruff", "matplotlib"} & set(pins)
 
 
 def test_bootstrap_script_is_strict_and_has_help() -> None:
@@ -37,9 +53,99 @@ def test_bootstrap_script_is_strict_and_has_help() -> None:
     completed = subprocess.run([str(ROOT / "bootstrap" / "bootstrap-emr.sh"), "--help"],
                                capture_output=True, text=True, check=False)  # fmt: skip
     assert completed.returncode == 0 and "Exit codes" in completed.stdout
-    bad = subprocess.run([str(ROOT / "bootstrap" / "bootstrap-emr.sh"), "--nope"],
-                         capture_output=True, text=True, check=False)  # fmt: skip
-    assert bad.returncode == 2 and "unknown argument" in bad.stderr
+    for bad_args in (["--nope"], []):  # an unknown argument; no --requirements
+        bad = subprocess.run([str(ROOT / "bootstrap" / "bootstrap-emr.sh"), *bad_args],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+        assert bad.returncode == 2, bad_args
+
+
+# A simulated Amazon Linux 2023 node: python3.11 whose pip is a separate dnf package, and sudo,
+# dnf and aws that record their calls (one line each) in $CALLS.
+FAKE_TOOLS = {
+    "python3.11": """#!/usr/bin/env bash
+if [[ "$1 $2" == "-m pip" ]]; then
+  if [[ "${3:-}" == --version ]]; then [[ -e "$STATE/pip" ]]; exit; fi
+  echo "pip ${*:3}" >>"$CALLS"; exit 0
+fi
+echo "python $*" >>"$CALLS"
+""",
+    "sudo": """#!/usr/bin/env bash
+echo "sudo $*" >>"$CALLS"
+exec "$@"
+""",
+    "dnf": """#!/usr/bin/env bash
+echo "dnf $*" >>"$CALLS"
+if [[ " $* " == *" python3.11-pip "* ]]; then touch "$STATE/pip"; fi
+""",
+    "aws": """#!/usr/bin/env bash
+echo "aws $*" >>"$CALLS"
+cp "$LOCK" "${@: -1}"
+""",
+}
+
+
+@pytest.fixture
+def al2023(tmp_path: Path) -> dict[str, Any]:
+    """Fake tools on PATH; returns the environment, the fake python and a calls reader."""
+    bin_dir, state = tmp_path / "bin", tmp_path / "state"
+    bin_dir.mkdir()
+    state.mkdir()
+    for name, body in FAKE_TOOLS.items():
+        (bin_dir / name).write_text(body)
+        (bin_dir / name).chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.touch()
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+           "STATE": str(state), "CALLS": str(calls),
+           "LOCK": str(ROOT / "requirements" / "emr.txt")}  # fmt: skip
+    return {"env": env, "python": str(bin_dir / "python3.11"), "state": state,
+            "calls": lambda: calls.read_text().splitlines()}  # fmt: skip
+
+
+def bootstrap(al2023: dict[str, Any], *options: str) -> subprocess.CompletedProcess:
+    command = [str(ROOT / "bootstrap" / "bootstrap-emr.sh"), "--python", al2023["python"],
+               "--requirements", "s3://fruits-code-eu/code/bootstrap/requirements-emr.txt",
+               *options]  # fmt: skip
+    return subprocess.run(command, env=al2023["env"], capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+
+
+def test_bootstrap_installs_pip_then_exactly_the_lock_on_al2023(al2023) -> None:
+    completed = bootstrap(al2023)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    calls = al2023["calls"]()
+    assert calls[:2] == ["sudo dnf install -y -q python3.11-pip",
+                         "dnf install -y -q python3.11-pip"]  # fmt: skip
+    assert calls[2].startswith(
+        "aws s3 cp --only-show-errors s3://fruits-code-eu/code/bootstrap/requirements-emr.txt "
+    )
+    (install,) = [c for c in calls if c.startswith("pip install")]
+    assert "--no-deps --requirement" in install  # the lock, nothing resolved anew
+    (check,) = [c for c in calls if c.startswith("python -c import")]
+    assert {"tensorflow", "keras", "h5py", "PIL", "pyarrow", "boto3"} <= set(
+        re.findall(r"\w+", check.removeprefix("python -c import"))
+    )
+
+    again = bootstrap(al2023)  # pip is there now: no dnf, the same install (pip skips it)
+    assert again.returncode == 0
+    assert [c for c in al2023["calls"]()[len(calls) :] if "dnf" in c] == []
+
+
+def test_bootstrap_dry_run_changes_nothing_on_al2023(al2023) -> None:
+    completed = bootstrap(al2023, "--dry-run", "--weights-uri", "s3://fruits-data-eu/weights/w.h5")
+    assert completed.returncode == 0, completed.stderr
+    assert al2023["calls"]() == []  # only read-only probes ran (python3.11 -m pip --version)
+    out = completed.stdout
+    assert "dry-run: sudo dnf install -y -q python3.11-pip" in out
+    assert "dry-run: aws s3 cp --only-show-errors s3://fruits-code-eu/code/bootstrap/" in out
+    assert "--no-deps --requirement" in out
+    assert "dry-run: sudo aws s3 cp --only-show-errors s3://fruits-data-eu/weights/w.h5" in out
+    missing = subprocess.run(
+        [str(ROOT / "bootstrap" / "bootstrap-emr.sh"), "--python", "/nonexistent/python3.11",
+         "--requirements", str(ROOT / "requirements" / "emr.txt"), "--dry-run"],
+        env=al2023["env"], capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert "dry-run: sudo dnf install -y -q python3.11 python3.11-pip" in missing.stdout
 
 
 def configurations() -> dict[str, dict]:
@@ -62,29 +168,35 @@ def test_emr_configurations_set_python_311_and_the_job_settings() -> None:
     assert defaults["spark.python.worker.reuse"] == "true"
     assert defaults["spark.speculation"] == "false"
     assert int(defaults["spark.sql.execution.arrow.maxRecordsPerBatch"]) > 0
-    assert conf["emrfs-site"]["Properties"]["fs.s3.enableServerSideEncryption"] == "true"
+    # EMR 7.10+ serves s3:// with S3A: EMRFS properties (emrfs-site) would only be auto-mapped.
+    assert "emrfs-site" not in conf
+    assert conf["core-site"]["Properties"]["fs.s3a.encryption.algorithm"] == "SSE-S3"
 
 
 def test_every_configured_property_is_explained_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     conf = configurations()
-    names = [*conf["spark-defaults"]["Properties"], *conf["emrfs-site"]["Properties"],
+    names = [*conf["spark-defaults"]["Properties"], *conf["core-site"]["Properties"],
              *conf["spark-env"]["Configurations"][0]["Properties"]]  # fmt: skip
     missing = [name for name in names if f"`{name}`" not in readme]
     assert not missing, f"README does not explain {missing}"
 
 
 def test_instance_role_policy_is_least_privilege() -> None:
+    """The shape of the policy; tests/test_iam_enforcement.py proves what it allows."""
     policy = json.loads((ROOT / "conf" / "iam-instance-role-policy.json").read_text())
-    actions = {a for s in policy["Statement"] for a in s["Action"]}
     assert all(s["Effect"] == "Allow" for s in policy["Statement"])
-    assert actions == {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "s3:PutObject",
-                       "s3:DeleteObject"}  # fmt: skip
+    writes = {"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
     for statement in policy["Statement"]:
+        assert all(a.startswith("s3:") and "*" not in a for a in statement["Action"])
         for resource in statement["Resource"]:
-            assert resource != "*" and not resource.endswith(":::*")
-        if {"s3:PutObject", "s3:DeleteObject"} & set(statement["Action"]):
+            assert resource.startswith("arn:aws:s3:::") and not resource.endswith(":::*")
+        if writes & set(statement["Action"]):
             assert all(r.endswith(("/runs/*", "/logs/*")) for r in statement["Resource"])
+    bucket_level = {a for s in policy["Statement"] for a in s["Action"]
+                    if all("/" not in r for r in s["Resource"])}  # fmt: skip
+    assert bucket_level == {"s3:GetBucketLocation", "s3:ListBucket",
+                            "s3:ListBucketMultipartUploads"}  # fmt: skip
 
 
 def test_workflow_uses_oidc_and_no_stored_keys() -> None:
@@ -92,6 +204,19 @@ def test_workflow_uses_oidc_and_no_stored_keys() -> None:
     assert "workflow_dispatch" in text and "id-token: write" in text
     assert "role-to-assume" in text and "submit_step.sh" in text and "--wait" in text
     assert "AWS_SECRET_ACCESS_KEY" not in text and "aws-access-key-id" not in text
+
+
+def test_workflow_credentials_outlast_the_wait_and_the_job_outlasts_both() -> None:
+    """OIDC credentials last 1 h unless asked for more: submit_step.sh must give up waiting
+    (exit 11) before they expire, and GitHub must not kill the job before either."""
+    text = (ROOT / ".github" / "workflows" / "submit-step.yml").read_text()
+    session = int(re.search(r"role-duration-seconds: (\d+)", text).group(1))
+    job_limit = int(re.search(r"timeout-minutes: (\d+)", text).group(1)) * 60
+    wait = int(re.search(r"--timeout-seconds (\d+)", text).group(1))
+    assert 3600 < session <= 43200  # IAM's MaxSessionDuration ranges from 1 h to 12 h
+    assert wait + 600 <= session  # ten minutes to check, zip and upload before polling starts
+    assert session <= job_limit
+    assert f"--max-session-duration {session}" in (ROOT / "README.md").read_text()
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
@@ -103,7 +228,9 @@ def test_shellcheck_passes(script) -> None:
     assert "set -euo pipefail" in script.read_text() or script.name == "common.sh"
 
 
-@pytest.mark.parametrize("script", ["submit_step.sh", "create_cluster.sh"])
+@pytest.mark.parametrize(
+    "script", ["submit_step.sh", "create_cluster.sh", "create_roles.sh", "stage_weights.sh"]
+)
 def test_scripts_have_help_and_reject_bad_arguments(script: str) -> None:
     path = str(ROOT / "scripts" / script)
     helped = subprocess.run([path, "--help"], capture_output=True, text=True, check=False)
@@ -127,3 +254,40 @@ def test_cluster_settings_match_the_jobs_local_settings() -> None:
     for name, value in TENSORFLOW_ENV.items():
         assert exported[name] == value
         assert defaults[f"spark.executorEnv.{name}"] == value
+
+
+# Bash features newer than 3.2 (macOS's bash), which `bash --posix` on Linux would not catch.
+BASH4_ONLY = {
+    "associative array": r"\bdeclare\s+-[a-zA-Z]*A",
+    "nameref": r"\b(local|declare)\s+-[a-zA-Z]*n\b",
+    "mapfile/readarray": r"\b(mapfile|readarray)\b",
+    "case modification": r"\$\{\w+(\^\^|,,|\^|,)\}",
+    "@Q/@E/@P transformation": r"\$\{\w+@[QEPAa]\}",
+    "&>> or |&": r"&>>|\|&",
+    "negative array index": r"\$\{\w+\[-\d+\]\}",
+}
+BARE_ARRAY = re.compile(r'"\$\{(\w+)\[@\]\}"')
+GUARDED_ARRAY = re.compile(r'\$\{(\w+)\[@\]\+"\$\{\1\[@\]\}"\}')
+# Arrays expanded bare although they start empty, and why that is safe.
+CHECKED_NON_EMPTY = {
+    ("submit_step.sh", "JOB_ARGS"): r"\(\(\$\{#JOB_ARGS\[@\]\}\)\) \|\| die",
+}
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_scripts_run_on_bash_3_2(script: Path) -> None:
+    """Static, as no bash 3.2 can be installed here (Debian ships 5.2 only): no bash 4 feature,
+    and no "${array[@]}" of an array that may be empty, which bash < 4.4 calls unbound under
+    ``set -u`` (create_cluster.sh did this without --weights-uri)."""
+    text = script.read_text()
+    used = [name for name, pattern in BASH4_ONLY.items() if re.search(pattern, text)]
+    assert not used, f"{script.name} uses {used}"
+    for name in set(BARE_ARRAY.findall(GUARDED_ARRAY.sub("", text))):
+        guard = CHECKED_NON_EMPTY.get((script.name, name))
+        if guard:
+            assert re.search(guard, text), f"{script.name}: {name} is no longer checked"
+            continue
+        assignments = re.findall(rf"^\s*{name}=\((.*)$", text, re.M)
+        assert assignments, f"{script.name}: {name} is expanded but never assigned a list"
+        empty = [a for a in assignments if a.startswith(")")]
+        assert not empty, f"{script.name}: {name} may be empty where it is expanded"
