@@ -1,7 +1,7 @@
 """Writing results: Parquet outputs and ``manifest.json``, through Spark's Hadoop filesystem.
 
 Going through Hadoop's ``FileSystem`` (not Python's ``open``) is what makes the same code write
-to a local folder here and to S3 (EMRFS) on the cluster.
+to a local folder here and to S3 on the cluster (S3A, which EMR 7.10+ serves s3:// with).
 """
 
 from __future__ import annotations
