@@ -69,6 +69,7 @@ check_residency() {
 
 # render_template TEMPLATE NAME=VALUE...: print TEMPLATE (a conf/ JSON file) with each NAME
 # replaced by VALUE, after checking it is still valid JSON and that no placeholder is left.
+# A list that now names a thing twice (one bucket for data and code) names it once.
 render_template() {
   "$PYTHON" - "$@" <<'PY'
 import json, re, sys
@@ -79,6 +80,13 @@ for pair in sys.argv[2:]:
 left = sorted(set(re.findall(r"\b[A-Z][A-Z0-9]*_[A-Z][A-Z0-9_]*\b", text)))
 if left:
     sys.exit(f"{sys.argv[1]}: placeholders left unreplaced: {', '.join(left)}")
-print(json.dumps(json.loads(text)))
+def once(node):
+    if isinstance(node, dict):
+        return {key: once(value) for key, value in node.items()}
+    if isinstance(node, list):
+        items = [once(item) for item in node]
+        return list(dict.fromkeys(items)) if all(isinstance(i, str) for i in items) else items
+    return node
+print(json.dumps(once(json.loads(text))))
 PY
 }

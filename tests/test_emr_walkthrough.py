@@ -93,8 +93,12 @@ def test_the_readme_walk_runs_from_an_empty_account_to_the_results(
     assert s3.get_bucket_location(Bucket=BUCKET)["LocationConstraint"] == "eu-west-1"
     block = s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]
     assert all(block.values())
-    # 2. the roles the cluster was created with.
+    # 2. the roles the cluster was created with; one bucket for all, so named once a statement.
     assert iam.get_instance_profile(InstanceProfileName="fruits-pipeline-emr-ec2")
+    policy = iam.get_role_policy(
+        RoleName="fruits-pipeline-emr-ec2", PolicyName="fruits-pipeline-s3"
+    )
+    assert policy["PolicyDocument"]["Statement"][0]["Resource"] == [f"arn:aws:s3:::{BUCKET}"]
     (run_job_flow,) = aws.emr_calls("RunJobFlow")
     sent = json.loads(run_job_flow["body"])
     assert (sent["ServiceRole"], sent["JobFlowRole"]) == ("fruits-pipeline-emr-service",
