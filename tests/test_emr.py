@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 from fruits_pipeline.cli import main
 from fruits_pipeline.errors import ExitCode, ResidencyError
 from fruits_pipeline.residency import check_buckets, validate_allowed_regions
-from tests.aws import LocalAws, set_step_state, start_local_aws
+from tests.aws import LocalAws, create_bucket, reset_aws, set_step_state
 from tests.conftest import ROOT, SAMPLE, WEIGHTS
 
 JOB_ARGS = [
@@ -30,30 +29,15 @@ JOB_ARGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def local_aws() -> LocalAws:
-    aws, server = start_local_aws()
-    yield aws
-    server.shutdown()
-
-
 @pytest.fixture
 def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
     """A reset local AWS, this process's environment pointed at it, two buckets made."""
-    request = urllib.request.Request(f"{local_aws.endpoint}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request).close()
-    local_aws.requests.clear()
+    reset_aws(local_aws)
     for key, value in local_aws.env().items():
         monkeypatch.setenv(key, value)
     for bucket, region in [("fruits-data-eu", "eu-west-1"), ("fruits-code-eu", "eu-west-1"),
                            ("fruits-data-us", "us-east-1")]:  # fmt: skip
-        client = boto3.client("s3", region_name=region)
-        if region == "us-east-1":
-            client.create_bucket(Bucket=bucket)
-        else:
-            client.create_bucket(
-                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
-            )
+        create_bucket(bucket, region)
     local_aws.requests.clear()  # tests see only what the code under test sent
     return local_aws
 
@@ -114,7 +98,7 @@ def test_submit_step_uploads_code_and_adds_the_exact_spark_step(aws: LocalAws) -
     assert step["ActionOnFailure"] == "CONTINUE"
     assert step["Config"]["Jar"] == "command-runner.jar"
     assert step["Config"]["Args"] == [
-        "spark-submit", "--deploy-mode", "cluster",
+        "spark-submit", "--deploy-mode", "cluster", "--conf", "spark.yarn.maxAppAttempts=1",
         "--py-files", "s3://fruits-code-eu/code/v1/fruits_pipeline.zip",
         "s3://fruits-code-eu/code/v1/main.py", *JOB_ARGS,
     ]  # fmt: skip

@@ -45,6 +45,8 @@ from fruits_pipeline.progress import Progress
 from fruits_pipeline.reading import read_images, with_label, with_split
 from fruits_pipeline.reduction import fit_reduction, project
 from fruits_pipeline.residency import check_buckets, validate_allowed_regions
+from fruits_pipeline.s3a import find_jars, s3_endpoint, s3a_settings
+from fruits_pipeline.storage import is_s3_uri
 from fruits_pipeline.writing import (
     STAGING,
     child_uri,
@@ -71,8 +73,12 @@ def launched_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def build_session(config: JobConfig) -> SparkSession:
-    """The SparkSession for a run. ``--master`` wins; else spark-submit's; else ``local[*]``."""
+def build_session(config: JobConfig, bucket_regions: dict[str, str]) -> SparkSession:
+    """The SparkSession for a run. ``--master`` wins; else spark-submit's; else ``local[*]``.
+
+    A Spark started from here (not by spark-submit) has no S3 connector: when the input or the
+    output is on S3 it gets S3A (``s3a.s3a_settings``), the buckets at their own regions.
+    """
     builder = (
         SparkSession.builder.appName("fruits-pipeline")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.arrow_batch_size))
@@ -98,6 +104,11 @@ def build_session(config: JobConfig) -> SparkSession:
         # from PYSPARK_PYTHON only (the spark.pyspark.python conf is read by spark-submit).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.config("spark.driver.extraJavaOptions", LOCAL_JVM_OPTIONS)
+    if not launched_by_spark_submit() and any(
+        is_s3_uri(uri) for uri in (config.input_uri, config.output_uri)
+    ):
+        for key, value in s3a_settings(find_jars(), bucket_regions, s3_endpoint()).items():
+            builder = builder.config(key, value)
     return builder.getOrCreate()
 
 
@@ -224,7 +235,7 @@ def run_job(config: JobConfig, progress: Progress) -> dict[str, Any]:
     with progress.stage("residency check"):
         allowed = validate_allowed_regions(config.allowed_regions)
         buckets = check_buckets([config.input_uri, config.output_uri, config.weights], allowed)
-    spark = build_session(config)
+    spark = build_session(config, buckets)
     previous = existing_outputs(spark, config.output_uri)
     if previous and not config.overwrite:
         raise OutputExistsError(
