@@ -237,7 +237,10 @@ def run_job(config: JobConfig, progress: Progress) -> dict[str, Any]:
         info["detail"] = f"{config.weights}, sha256 {weights.sha256[:12]}..."
     with progress.stage("list input") as info:
         images, listed = list_images(spark, config)
-        info["detail"] = f"{len(listed)} files under {config.input_uri}"
+        read_partitions = images.rdd.getNumPartitions()  # planning only: no file is read
+        info["detail"] = (
+            f"{len(listed)} files under {config.input_uri}, {read_partitions} read partitions"
+        )
 
     manifest: dict[str, Any] = {
         "status": "running",
@@ -246,6 +249,7 @@ def run_job(config: JobConfig, progress: Progress) -> dict[str, Any]:
         "output": config.output_uri,
         "config": asdict(config),
         "weights": {"source": weights.source, "sha256": weights.sha256},
+        "read_partitions": read_partitions,
         "residency": {"allowed_regions": list(allowed), "buckets": buckets},
         "versions": library_versions(),
     }
