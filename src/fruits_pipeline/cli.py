@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from fruits_pipeline import __version__
-from fruits_pipeline.config import DEFAULT_REGION, FEATURE_DIM, JobConfig
+from fruits_pipeline.config import DEFAULT_REGION, ENGINES, FEATURE_DIM, JobConfig
 from fruits_pipeline.errors import EXIT_CODE_HELP, ExitCode, PipelineError
 from fruits_pipeline.progress import Progress
 
@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         "or an s3:// URI fetched on the driver (default: %(default)s)",
     )
     model.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=defaults.engine,
+        help="inference engine in the Python workers: openvino (the driver converts the Keras "
+        "model; workers load no TensorFlow) or tensorflow (Keras) (default: %(default)s)",
+    )
+    model.add_argument(
         "--image-size",
         type=_int_between(32, 1024),
         default=defaults.image_size,
@@ -160,10 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--master", default=None, help="Spark master; default: spark-submit's, else local[*]"
     )
     spark.add_argument(
+        "--model-threads",
         "--tf-threads",
         type=_int_between(1, 64),
-        default=defaults.tf_threads,
-        help="TensorFlow threads per Python worker (default: %(default)s: one task per core)",
+        default=defaults.model_threads,
+        help="model threads per Python worker, either engine (default: %(default)s: one task "
+        "per core); --tf-threads is its former name",
     )
     spark.add_argument(
         "--arrow-batch-size",
@@ -183,6 +192,7 @@ def parse_job_args(argv: Sequence[str]) -> JobConfig:
         variance=args.variance,
         k=args.k,
         weights=args.weights,
+        engine=args.engine,
         batch_size=args.batch_size,
         image_size=args.image_size,
         master=args.master,
@@ -191,7 +201,7 @@ def parse_job_args(argv: Sequence[str]) -> JobConfig:
         max_error_fraction=args.max_error_fraction,
         probe=args.probe,
         seed=args.seed,
-        tf_threads=args.tf_threads,
+        model_threads=args.model_threads,
         arrow_batch_size=args.arrow_batch_size,
     )
 

@@ -16,6 +16,11 @@ EU_REGIONS = frozenset(
     {"eu-west-1", "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2"}
 )
 
+# Inference engines the featurize UDF can run (engines.py).
+OPENVINO = "openvino"
+TENSORFLOW = "tensorflow"
+ENGINES = (OPENVINO, TENSORFLOW)
+
 # MobileNetV2 (alpha 1.0) global-average-pooled output width.
 FEATURE_DIM = 1280
 
@@ -38,6 +43,9 @@ class JobConfig:
     variance: float = 0.95
     k: int | None = None
     weights: str = "imagenet"
+    # Inference engine (engines.py). OpenVINO: the fastest measured here, with features within
+    # 1e-4 of Keras (tests/test_engines.py), and workers without TensorFlow (README, Performance).
+    engine: str = OPENVINO
     # Images per model call. 8 measured fastest here, because a small batch's activations stay
     # in the CPU caches: featurize at 87-93 img/s against 79-83 at 16 (2 cores, N = 2,000).
     batch_size: int = 8
@@ -48,9 +56,9 @@ class JobConfig:
     max_error_fraction: float = 0.05
     probe: bool = True
     seed: int = 42
-    # Model threads per Python worker. One per task lets Spark run one task per core without
-    # oversubscribing them (see README, Performance).
-    tf_threads: int = 1
+    # Model threads per Python worker, either engine. One per task lets Spark run one task per
+    # core without oversubscribing them (see README, Performance).
+    model_threads: int = 1
     # Rows per Arrow batch handed to the UDF: bounds a worker's memory (bytes of up to this many
     # files at once) while keeping model batches full.
     arrow_batch_size: int = 256

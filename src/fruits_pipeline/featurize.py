@@ -1,8 +1,9 @@
 """Featurizing: image bytes -> 1280-d MobileNetV2 features, or an error row, in a pandas UDF.
 
 ``featurize_images`` adds one struct column computed by a **scalar-iterator pandas UDF**: the
-iterator form lets each Python worker fetch its model once (``model.worker_predictor``) and then
-stream every Arrow batch of the task through it. ``successes`` and ``failures`` turn the struct
+iterator form lets each Python worker build its model once (``worker_predictor``, from the
+engine's predictor factory, see ``engines.py``) and then stream every Arrow batch of the task
+through it. ``successes`` and ``failures`` turn the struct
 into the ``features`` and ``errors`` frames. All are ``DataFrame -> DataFrame`` transforms.
 
 The UDF hands features back **packed**: 1280 little-endian float32 in one 5,120-byte binary.
@@ -15,19 +16,19 @@ into ``array<float>`` with vectorised Arrow code when ``features/`` is written.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pyspark import Broadcast
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 
 from fruits_pipeline.config import FEATURE_DIM
 from fruits_pipeline.decoding import DecodeError, decode_image
-from fruits_pipeline.model import Predictor, preprocess, worker_predictor
+from fruits_pipeline.model import Predictor, preprocess, settle_worker
 from fruits_pipeline.vectors import keyed_vectors
 
 RESULT_FIELDS = "packed_features binary, error_kind string, error_message string"
@@ -43,7 +44,7 @@ def featurize_series(
 
     Args:
         contents: ``bytes`` (or None) per row, the raw files.
-        predict: ``float32 (n, s, s, 3) -> float32 (n, 1280)``, see ``model.make_predictor``.
+        predict: ``float32 (n, s, s, 3) -> float32 (n, 1280)``, see ``engines.py``.
         image_size: the model's input side ``s`` in pixels.
         batch_size: most images per model call; bounds the float32 batch to
             ``batch_size * s * s * 3 * 4`` bytes (19 MB at 32 x 224 x 224).
@@ -82,24 +83,46 @@ def featurize_series(
     return pd.DataFrame({"packed_features": packed, "error_kind": kinds, "error_message": messages})
 
 
+_WORKER_PREDICTOR: dict[str, Predictor] = {}
+
+
+def worker_predictor(key: str, factory: Callable[[], Predictor]) -> Predictor:
+    """This Python worker's predictor for ``key``: built by ``factory()`` on first use, then
+    reused by every later task (Spark reuses Python workers, ``spark.python.worker.reuse``).
+
+    A worker holds one model: a new ``key`` replaces the previous predictor rather than
+    accumulating models in a long-lived worker. After building, ``settle_worker`` runs once.
+    """
+    if key not in _WORKER_PREDICTOR:
+        _WORKER_PREDICTOR.clear()
+        _WORKER_PREDICTOR[key] = factory()
+        settle_worker()
+    return _WORKER_PREDICTOR[key]
+
+
 def make_featurize_udf(
-    weights: Broadcast[list[np.ndarray]],
-    weights_sha256: str,
-    image_size: int,
-    batch_size: int,
-    tf_threads: int,
+    factory: Callable[[], Predictor], image_size: int, batch_size: int
 ) -> Callable[[Column], Column]:
-    """Build the scalar-iterator pandas UDF: ``binary -> struct<features, error_kind,
+    """Build the scalar-iterator pandas UDF: ``binary -> struct<packed_features, error_kind,
     error_message>``.
 
-    ``weights`` is the driver's broadcast of ``LoadedWeights.arrays``; executors read it, they
-    never download anything. The Arrow batch size (rows per ``pd.Series``) is Spark's
-    ``spark.sql.execution.arrow.maxRecordsPerBatch``.
+    Args:
+        factory: the engine's predictor factory (``engines.predictor_factory``): picklable,
+            run once per Python worker, returns ``float32 (n, s, s, 3) -> float32 (n, 1280)``.
+            It carries the engine's broadcast; executors never download anything.
+        image_size: the model's input side ``s`` in pixels.
+        batch_size: most images per model call.
+
+    The Arrow batch size (rows per ``pd.Series``) is Spark's
+    ``spark.sql.execution.arrow.maxRecordsPerBatch``. Pitfall: the factory is keyed by this
+    UDF (a fresh id per call), not by its value: a factory holding a ``Broadcast`` is a new
+    object in every task, so its identity cannot tell workers they already built it.
     """
+    key = uuid.uuid4().hex
 
     @pandas_udf(RESULT_FIELDS)  # type: ignore[call-overload]
     def featurize(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        predict = worker_predictor(weights, weights_sha256, image_size, tf_threads)
+        predict = worker_predictor(key, factory)
         for contents in batches:
             yield featurize_series(contents, predict, image_size, batch_size)
 

@@ -31,6 +31,7 @@ from pyspark.sql import functions as F
 
 from fruits_pipeline import __version__
 from fruits_pipeline.config import FILE_OPEN_COST_BYTES, MAX_PARTITION_BYTES, JobConfig
+from fruits_pipeline.engines import predictor_factory
 from fruits_pipeline.errors import NoInputError, OutputExistsError, TooManyBadImagesError
 from fruits_pipeline.featurize import (
     RESULT_FIELDS,
@@ -64,7 +65,7 @@ TOTAL_STAGES = 10
 # the C1 compiler alone compiles cheaply and is plenty for this work (README, Performance).
 LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 _VERSIONED_PACKAGES = (
-    "tensorflow-cpu", "keras", "numpy", "pandas", "pyarrow", "pillow", "boto3",
+    "tensorflow-cpu", "keras", "openvino", "numpy", "pandas", "pyarrow", "pillow", "boto3",
 )  # fmt: skip
 
 
@@ -188,12 +189,12 @@ def skipped_by_scan(
 
 
 def warm_up_workers(spark: SparkSession, featurize: Any) -> int:
-    """Load TensorFlow and build the model in every Python worker before featurizing.
+    """Load the engine and build the model in every Python worker before featurizing.
 
     Runs the featurize UDF itself on one tiny generated JPEG per core, so the workers it warms
     are the ones the featurize stage reuses: Spark keeps a separate worker pool per kind of
     Python evaluation, and an RDD job would warm the wrong pool. The featurize stage then
-    measures steady-state inference, and a broken worker environment (no TensorFlow, say)
+    measures steady-state inference, and a broken worker environment (a missing engine, say)
     fails here, before any image is read. Returns how many tiny images were featurized.
     """
     tasks = spark.sparkContext.defaultParallelism
@@ -247,7 +248,10 @@ def run_job(config: JobConfig, progress: Progress) -> dict[str, Any]:
         info["detail"] = f"{config.weights}, sha256 {weights.sha256[:12]}..."
     with progress.stage("list input") as info:
         images, listed = list_images(spark, config)
-        info["detail"] = f"{len(listed)} files under {config.input_uri}"
+        read_partitions = images.rdd.getNumPartitions()  # planning only: no file is read
+        info["detail"] = (
+            f"{len(listed)} files under {config.input_uri}, {read_partitions} read partitions"
+        )
 
     manifest: dict[str, Any] = {
         "status": "running",
@@ -256,6 +260,7 @@ def run_job(config: JobConfig, progress: Progress) -> dict[str, Any]:
         "output": config.output_uri,
         "config": asdict(config),
         "weights": {"source": weights.source, "sha256": weights.sha256},
+        "read_partitions": read_partitions,
         "residency": {"allowed_regions": list(allowed), "buckets": buckets},
         "versions": library_versions(),
     }
@@ -288,13 +293,17 @@ def _featurize_and_reduce(
 ) -> None:
     output = config.output_uri
     staging_uri = child_uri(output, STAGING)
-    broadcast = spark.sparkContext.broadcast(weights.arrays)
-    udf = make_featurize_udf(
-        broadcast, weights.sha256, config.image_size, config.batch_size, config.tf_threads
+    factory = predictor_factory(
+        config.engine,
+        weights,
+        config.image_size,
+        config.model_threads,
+        spark.sparkContext.broadcast,
     )
+    udf = make_featurize_udf(factory, config.image_size, config.batch_size)
     with progress.stage("start workers") as info:
         warmed = warm_up_workers(spark, udf)
-        info["detail"] = f"TensorFlow and the model loaded in the Python workers ({warmed} tasks)"
+        info["detail"] = f"{config.engine} model loaded in the Python workers ({warmed} tasks)"
     job_start = time.perf_counter()
     with progress.stage("featurize") as info:
         with progress.watch_tasks(spark.sparkContext):
