@@ -46,6 +46,7 @@ from typing import Any
 
 from fruits_pipeline.config import ENGINES, OPENVINO, TENSORFLOW, JobConfig
 from fruits_pipeline.engines import PredictorFactory, predictor_factory
+from fruits_pipeline.manifest import Manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "models" / "mobilenet_v2_1.0_224_no_top_imagenet_from_tflite.weights.h5"
@@ -288,17 +289,18 @@ def run_ours(images: Path, output: Path, engine: str, probe: bool = False) -> di
                "--output", str(output), "--weights", str(WEIGHTS), "--overwrite",
                "--engine", engine, *([] if probe else ["--no-probe"])]  # fmt: skip
     _, wall, memory = run_measured(command)
-    manifest = json.loads((output / "manifest.json").read_text())
+    manifest = Manifest.loads((output / "manifest.json").read_text())
+    assert manifest.counts and manifest.throughput and manifest.reduction
     return {
         "engine": engine,
-        "images": manifest["counts"]["files_seen"],
-        "read_partitions": manifest["read_partitions"],
-        "featurize_images_per_s": manifest["throughput"]["featurize_images_per_s"],
-        "job_images_per_s": manifest["throughput"]["job_images_per_s"],
-        "job_seconds_after_startup": manifest["throughput"]["job_seconds_after_startup"],
+        "images": manifest.counts.files_seen,
+        "read_partitions": manifest.read_partitions,
+        "featurize_images_per_s": manifest.throughput.featurize_images_per_s,
+        "job_images_per_s": manifest.throughput.job_images_per_s,
+        "job_seconds_after_startup": manifest.throughput.job_seconds_after_startup,
         "process_wall_s": round(wall, 2),
-        "timings_s": manifest["timings_s"],
-        "k": manifest["reduction"]["k"],
+        "timings_s": manifest.timings_s,
+        "k": manifest.reduction.k,
         "peak_rss_mb": memory,
     }
 

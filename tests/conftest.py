@@ -24,6 +24,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers: this venv, whatever PATH says
 
 
+# Tests that run the whole job (Spark, the model) take minutes; `make test-quick` leaves them out.
+SLOW_FIXTURES = {"sample_run", "s3_run", "tiny_input"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test under tests/e2e/ and every test of a fixture that runs the job."""
+    for item in items:
+        if "e2e" in item.path.parts or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def spark() -> SparkSession:
     """``local[2]`` session for the whole test run (the job reuses it with getOrCreate).

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fruits_pipeline.schema import SPLIT_NAMES
+
 DEFAULT_REGION = "eu-west-1"
 
 # Regions of AWS located in EU member states. London (eu-west-2) and Zurich (eu-central-2) are
@@ -63,4 +65,4 @@ class JobConfig:
     # files at once) while keeping model batches full.
     arrow_batch_size: int = 256
     # Grandparent folder names recognised as the dataset split; anything else gives split = null.
-    split_names: tuple[str, ...] = field(default=("Training", "Test"))
+    split_names: tuple[str, ...] = field(default=SPLIT_NAMES)

@@ -29,12 +29,21 @@ from pyspark.sql.functions import pandas_udf
 from fruits_pipeline.config import FEATURE_DIM
 from fruits_pipeline.decoding import DecodeError, decode_image
 from fruits_pipeline.model import Predictor, preprocess, settle_worker
+from fruits_pipeline.schema import (
+    CONTENT,
+    ERROR_KIND,
+    ERROR_MESSAGE,
+    FEATURES,
+    FEATURES_SCHEMA,
+    KEY_COLUMNS,
+    PACKED_FEATURES,
+    RESULT,
+    RESULT_FIELDS,
+)
 from fruits_pipeline.vectors import keyed_vectors
 
-RESULT_FIELDS = "packed_features binary, error_kind string, error_message string"
 PACKED_DTYPE = np.dtype("<f4")
 PACKED_BYTES = FEATURE_DIM * PACKED_DTYPE.itemsize
-FEATURES_SCHEMA = "path string, label string, split string, features array<float>"
 
 
 def featurize_series(
@@ -80,7 +89,7 @@ def featurize_series(
             else:
                 kinds[row] = "non_finite_features"
                 messages[row] = "the model produced NaN or infinite features for this image"
-    return pd.DataFrame({"packed_features": packed, "error_kind": kinds, "error_message": messages})
+    return pd.DataFrame({PACKED_FEATURES: packed, ERROR_KIND: kinds, ERROR_MESSAGE: messages})
 
 
 _WORKER_PREDICTOR: dict[str, Predictor] = {}
@@ -137,7 +146,7 @@ def featurize_images(featurize: Callable[[Column], Column]) -> Callable[[DataFra
     """
 
     def transform(df: DataFrame) -> DataFrame:
-        return df.select("path", "label", "split", featurize(F.col("content")).alias("result"))
+        return df.select(*KEY_COLUMNS, featurize(F.col(CONTENT)).alias(RESULT))
 
     return transform
 
@@ -151,7 +160,7 @@ def unpack_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     Raises:
         ValueError: a row is null or not exactly ``PACKED_BYTES`` long.
     """
-    packed = batch.column("packed_features")
+    packed = batch.column(PACKED_FEATURES)
     if packed.null_count:
         raise ValueError("packed_features holds nulls; only featurized rows can be unpacked")
     offsets = np.frombuffer(packed.buffers()[1], dtype=np.int32)[
@@ -160,9 +169,7 @@ def unpack_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     if np.any(np.diff(offsets) != PACKED_BYTES):
         raise ValueError(f"packed_features rows must be {PACKED_BYTES} bytes each")
     data = np.frombuffer(packed.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    return keyed_vectors(
-        batch, "features", data.view(PACKED_DTYPE).reshape(len(packed), FEATURE_DIM)
-    )
+    return keyed_vectors(batch, FEATURES, data.view(PACKED_DTYPE).reshape(len(packed), FEATURE_DIM))
 
 
 def unpack_features(df: DataFrame) -> DataFrame:
@@ -175,26 +182,22 @@ def unpack_features(df: DataFrame) -> DataFrame:
     def unpack(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         return map(unpack_batch, batches)
 
-    return df.select("path", "label", "split", "packed_features").mapInArrow(
-        unpack, FEATURES_SCHEMA
-    )
+    return df.select(*KEY_COLUMNS, PACKED_FEATURES).mapInArrow(unpack, FEATURES_SCHEMA)
 
 
 def successes(df: DataFrame) -> DataFrame:
     """Featurized rows: ``(path, label, split, features array<float>[1280])``."""
     return (
-        df.where(F.col("result.error_kind").isNull())
-        .select("path", "label", "split", F.col("result.packed_features").alias("packed_features"))
+        df.where(F.col(f"{RESULT}.{ERROR_KIND}").isNull())
+        .select(*KEY_COLUMNS, F.col(f"{RESULT}.{PACKED_FEATURES}").alias(PACKED_FEATURES))
         .transform(unpack_features)
     )
 
 
 def failures(df: DataFrame) -> DataFrame:
     """Rows that could not be featurized: ``(path, label, split, error_kind, error_message)``."""
-    return df.where(F.col("result.error_kind").isNotNull()).select(
-        "path",
-        "label",
-        "split",
-        F.col("result.error_kind").alias("error_kind"),
-        F.col("result.error_message").alias("error_message"),
+    return df.where(F.col(f"{RESULT}.{ERROR_KIND}").isNotNull()).select(
+        *KEY_COLUMNS,
+        F.col(f"{RESULT}.{ERROR_KIND}").alias(ERROR_KIND),
+        F.col(f"{RESULT}.{ERROR_MESSAGE}").alias(ERROR_MESSAGE),
     )
