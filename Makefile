@@ -1,6 +1,7 @@
 # The two set-up commands of the README:
 #   make sample   install the job into .venv and run it on sample/fruits-360 with local[*]
 #   make test     install the job and its test tools, then run every test (CI runs this)
+#   make test-quick   the inner loop: unit tests only (no whole-job runs), about a minute
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -12,7 +13,7 @@ SAMPLE_INPUT ?= sample/fruits-360
 SAMPLE_OUTPUT ?= runs/sample
 PYTEST_ARGS ?=
 
-.PHONY: sample test lint install clean
+.PHONY: sample test test-quick s3a-jars install clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -29,13 +30,23 @@ sample: install
 	$(BIN)/fruits-pipeline --input $(SAMPLE_INPUT) --output $(SAMPLE_OUTPUT) \
 		--weights $(WEIGHTS) --overwrite
 
+# The S3A connector jars for Spark on S3 off EMR (the S3 end-to-end tests): fetched once from
+# PyPI, checked by sha256, cached outside the repository (see scripts/fetch_s3a_jars.sh).
+s3a-jars: install
+	PYTHON=$(BIN)/python scripts/fetch_s3a_jars.sh >/dev/null
+
 # shellcheck and chromium are Debian packages the tests use; installed only when missing.
-test: install
+test: install s3a-jars
 	@command -v shellcheck >/dev/null && command -v chromium >/dev/null || { \
 		apt-get update -qq && apt-get install -y -qq shellcheck chromium >/dev/null; }
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop: every test but those that run the whole job (marked slow; see tests/conftest.py).
+test-quick: install s3a-jars
+	$(BIN)/ruff check src tests benchmarks
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache spark-warehouse

@@ -2,41 +2,62 @@
 
 One run, same machine, same cores, same images:
 
-(a) the raw model: MobileNetV2 on real photos decoded and preprocessed beforehand (224x224
-    float batches: one repeated, or distinct ones in turn), best of a few layouts (processes x
-    threads) and batch sizes, in images/s; the best layout is timed again after (b), and the
-    fastest figure of all is the one the ratios divide by;
-(b) fruits-pipeline end to end on N images (the real sample photos, linked as often as needed):
-    the featurize stage and the whole job after start-up, in images/s, plus the peak RSS of its
-    Python workers and its driver at N and at --memory-n images;
+(a) the raw model, once per engine (Keras ``tf.function`` and OpenVINO, each as its engine's
+    predictor factory builds it): MobileNetV2 on real photos decoded and preprocessed
+    beforehand (224x224 float batches: one repeated, or distinct ones in turn), best of a few
+    layouts (processes x threads) and batch sizes, in images/s; each engine's best layout is
+    timed again after (b), and the fastest figure of all is the one the ratios divide by;
+(b) fruits-pipeline end to end on N images (the real sample photos, linked as often as needed),
+    once per engine: the featurize stage and the whole job after start-up, in images/s, plus
+    the peak RSS of its Python workers and its driver at N and at --memory-n images; and each
+    engine's Python worker alone in a fresh interpreter: start-up time and peak RSS;
 (c) the classic notebook approach (benchmarks/classic_notebook.py) on the same N images.
 
-Prints a table with the ratios (b)/(a) and (b)/(c) and writes every figure to --json.
-``--smoke`` runs the same code on a few images, for CI.
+Prints a table with the ratios (b)/(a) for both raw engines and (b)/(c), the issue's targets,
+and the load average at start and end, and writes every figure to --json. Before timing it waits
+(up to --quiet-wait seconds) for the 1-minute load average to drop below 0.5: the machine is
+shared. ``--smoke`` runs the same code on a few images, for CI. ``--scale N`` instead runs the
+whole job (default engine, probe included) once on N images: wall time, peak RSS, read
+partitions, the figures the README's EMR projection is made from.
 
-    python benchmarks/throughput.py                  # N = 8000 (about 35 minutes here)
+    python benchmarks/throughput.py                  # N = 8000 (about 40 minutes here)
     python benchmarks/throughput.py --smoke --json /tmp/smoke.json
+    python benchmarks/throughput.py --scale 90000    # -> benchmarks/results/scale.json
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import os
+import pickle
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+from fruits_pipeline.config import ENGINES, OPENVINO, TENSORFLOW, JobConfig
+from fruits_pipeline.engines import PredictorFactory, predictor_factory
+from fruits_pipeline.manifest import Manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "models" / "mobilenet_v2_1.0_224_no_top_imagenet_from_tflite.weights.h5"
 SHARED_SAMPLE = ROOT.parent / "shared" / "fruits-360-sample"
 SHIPPED_SAMPLE = ROOT / "sample" / "fruits-360"
+DEFAULT_ENGINE = JobConfig(input_uri="", output_uri="").engine
+ENGINE_NAMES = {TENSORFLOW: "Keras", OPENVINO: "OpenVINO"}
+# Batch sizes tried for each raw engine: Keras was fastest at 8 in earlier runs; OpenVINO's
+# one-thread-per-core kernels are tried down to single images too.
+RAW_BATCHES = {TENSORFLOW: [8, 16, 32], OPENVINO: [1, 8, 16]}
+QUIET_LOAD = 0.5
 
 
 def prepare_images(source: Path, count: int, target: Path) -> Path:
@@ -61,24 +82,38 @@ RAW_IMAGES = 256  # distinct pre-decoded images each raw-model process cycles th
 RAW_FEEDS = ("one batch repeated", "distinct batches")
 
 
-def _raw_worker(
-    source: Path, threads: int, batch: int, seconds: float, barrier: Any, results: Any
-) -> None:
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+def engine_factories() -> dict[str, PredictorFactory]:
+    """Each engine's predictor factory, built as the job builds it, with a local stand-in for
+    ``SparkContext.broadcast``: what the raw trials and the worker start-up probes run."""
+    from fruits_pipeline.model import load_weights
+
+    weights = load_weights(str(WEIGHTS), 224)
+    return {
+        engine: predictor_factory(
+            engine, weights, 224, 1, lambda value: SimpleNamespace(value=value)
+        )
+        for engine in ENGINES
+    }
+
+
+def load_images(source: Path, batch: int) -> list[Any]:
+    """``RAW_IMAGES`` real photos, decoded and preprocessed, in float32 batches of ``batch``."""
     import numpy as np
 
     from fruits_pipeline.decoding import decode_image
-    from fruits_pipeline.model import build_model, configure_threads, make_predictor, preprocess
+    from fruits_pipeline.model import preprocess
 
-    configure_threads(threads)
-    model = build_model(224)
-    model.load_weights(str(WEIGHTS))
-    predict = make_predictor(model, 224)
     pixels = [decode_image(path.read_bytes(), 224) for path in
               sorted(source.rglob("*.jpg"))[:RAW_IMAGES]]  # fmt: skip
-    inputs = [preprocess(np.stack(pixels[start : start + batch]))
-              for start in range(0, len(pixels) - batch + 1, batch)]  # fmt: skip
-    predict(inputs[0])  # trace and warm up before the clock starts
+    return [preprocess(np.stack(pixels[start : start + batch]))
+            for start in range(0, len(pixels) - batch + 1, batch)]  # fmt: skip
+
+
+def _raw_worker(factory: PredictorFactory, source: Path, batch: int, seconds: float,
+                barrier: Any, results: Any) -> None:  # fmt: skip
+    predict = factory()
+    inputs = load_images(source, batch)
+    predict(inputs[0])  # trace (or compile) and warm up before the clock starts
     predict(inputs[-1])
     rates = {}
     for feed in RAW_FEEDS:
@@ -93,17 +128,25 @@ def _raw_worker(
     results.put(rates)
 
 
-def raw_model(source: Path, layouts: list[tuple[int, int]], batches: list[int],
-              seconds: float) -> dict:  # fmt: skip
-    """Images/s of the model alone for each (processes, threads) layout, batch size and feed."""
+def raw_model(
+    engine: str,
+    factory: PredictorFactory,
+    source: Path,
+    layouts: list[tuple[int, int]],
+    batches: list[int],
+    seconds: float,
+) -> dict:
+    """Images/s of one engine's model alone per (processes, threads) layout, batch and feed."""
     context = multiprocessing.get_context("spawn")
     trials = []
     for processes, threads in layouts:
+        layout_factory = dataclasses.replace(factory, threads=threads)  # type: ignore[type-var]
         for batch in batches:
             barrier, results = context.Barrier(processes), context.Queue()
             workers = [
                 context.Process(
-                    target=_raw_worker, args=(source, threads, batch, seconds, barrier, results)
+                    target=_raw_worker,
+                    args=(layout_factory, source, batch, seconds, barrier, results),
                 )
                 for _ in range(processes)
             ]
@@ -114,12 +157,55 @@ def raw_model(source: Path, layouts: list[tuple[int, int]], batches: list[int],
                 worker.join()
             for feed in RAW_FEEDS:
                 rate = sum(worker_rates[feed] for worker_rates in rates)
-                trials.append({"processes": processes, "threads": threads, "batch": batch,
-                               "feed": feed, "images_per_s": round(rate, 2)})  # fmt: skip
-                print(f"  raw model {processes} process(es) x {threads} thread(s), batch "
-                      f"{batch}, {feed}: {rate:.1f} img/s", flush=True)  # fmt: skip
+                trials.append({"engine": engine, "processes": processes, "threads": threads,
+                               "batch": batch, "feed": feed,
+                               "images_per_s": round(rate, 2)})  # fmt: skip
+                print(
+                    f"  raw {ENGINE_NAMES[engine]} {processes} process(es) x {threads} "
+                    f"thread(s), batch {batch}, {feed}: {rate:.1f} img/s",
+                    flush=True,
+                )
     best = max(trials, key=lambda trial: trial["images_per_s"])
     return {"best": best, "trials": trials}
+
+
+WORKER_PROBE = """
+import json, pickle, sys, time
+import numpy as np
+from fruits_pipeline.featurize import worker_predictor
+factory = pickle.loads(open(sys.argv[1], "rb").read())
+predict = worker_predictor("probe", factory)
+predict(np.load(sys.argv[2]))
+status = open("/proc/self/status").read().splitlines()
+peak = next(int(row.split()[1]) for row in status if row.startswith("VmHWM"))
+print(json.dumps({"peak_rss_mb": round(peak / 1024, 1),
+                  "tensorflow_loaded": "tensorflow" in sys.modules}))
+"""
+
+
+def worker_startup(factory: PredictorFactory, source: Path, work: Path,
+                   repeats: int) -> dict:  # fmt: skip
+    """A Python worker of this engine on its own: a fresh interpreter imports the featurize
+    module, unpickles the factory (as Spark ships it), builds the predictor and runs one batch
+    of 8 real photos. Seconds from process start to the first features (median of ``repeats``),
+    and the process's peak RSS."""
+    import numpy as np
+
+    factory_file, batch_file = work / "factory.pickle", work / "batch.npy"
+    factory_file.write_bytes(pickle.dumps(factory))
+    np.save(batch_file, load_images(source, 8)[0])
+    seconds, result = [], {}
+    for _ in range(repeats):
+        start = time.perf_counter()
+        completed = subprocess.run(
+            [sys.executable, "-c", WORKER_PROBE, str(factory_file), str(batch_file)],
+            capture_output=True, text=True, check=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )  # fmt: skip
+        seconds.append(time.perf_counter() - start)
+        result = json.loads(completed.stdout.strip().splitlines()[-1])
+    return {**result, "startup_s": round(statistics.median(seconds), 2),
+            "startup_trials_s": [round(value, 2) for value in seconds]}  # fmt: skip
 
 
 class PeakRss:
@@ -198,20 +284,23 @@ def run_measured(command: list[str]) -> tuple[str, float, dict[str, float]]:
     return stdout, wall, sampler.summary_mb()
 
 
-def run_ours(images: Path, output: Path) -> dict:
+def run_ours(images: Path, output: Path, engine: str, probe: bool = False) -> dict:
     command = [str(Path(sys.executable).parent / "fruits-pipeline"), "--input", str(images),
                "--output", str(output), "--weights", str(WEIGHTS), "--overwrite",
-               "--no-probe"]  # fmt: skip
+               "--engine", engine, *([] if probe else ["--no-probe"])]  # fmt: skip
     _, wall, memory = run_measured(command)
-    manifest = json.loads((output / "manifest.json").read_text())
+    manifest = Manifest.loads((output / "manifest.json").read_text())
+    assert manifest.counts and manifest.throughput and manifest.reduction
     return {
-        "images": manifest["counts"]["files_seen"],
-        "featurize_images_per_s": manifest["throughput"]["featurize_images_per_s"],
-        "job_images_per_s": manifest["throughput"]["job_images_per_s"],
-        "job_seconds_after_startup": manifest["throughput"]["job_seconds_after_startup"],
+        "engine": engine,
+        "images": manifest.counts.files_seen,
+        "read_partitions": manifest.read_partitions,
+        "featurize_images_per_s": manifest.throughput.featurize_images_per_s,
+        "job_images_per_s": manifest.throughput.job_images_per_s,
+        "job_seconds_after_startup": manifest.throughput.job_seconds_after_startup,
         "process_wall_s": round(wall, 2),
-        "timings_s": manifest["timings_s"],
-        "k": manifest["reduction"]["k"],
+        "timings_s": manifest.timings_s,
+        "k": manifest.reduction.k,
         "peak_rss_mb": memory,
     }
 
@@ -225,41 +314,167 @@ def run_classic(images: Path, output: Path) -> dict:
             "process_wall_s": round(wall, 2), "peak_rss_mb": memory}  # fmt: skip
 
 
+def job_key(engine: str, memory_n: bool = False) -> str:
+    """Where a job run's figures go in the JSON: ``ours`` is the default engine's."""
+    key = "ours" if engine == DEFAULT_ENGINE else f"ours_{engine}"
+    return key + ("_memory_n" if memory_n else "")
+
+
+def raw_best(figures: dict, engine: str) -> dict:
+    return figures["raw_model" if engine == TENSORFLOW else f"raw_{engine}"]["best"]
+
+
+def worker_rss(figures: dict, engine: str, memory_n: bool = False) -> float:
+    return figures[job_key(engine, memory_n)]["peak_rss_mb"].get("python_worker", 0.0)
+
+
+def targets(figures: dict) -> list[dict]:
+    """The issue's targets for the default engine, each with its measured value."""
+    ours = figures["ours"]
+    keras = raw_best(figures, TENSORFLOW)["images_per_s"]
+    openvino = raw_best(figures, OPENVINO)["images_per_s"]
+    small, big = worker_rss(figures, DEFAULT_ENGINE, True), worker_rss(figures, DEFAULT_ENGINE)
+    checks = [
+        ("featurize / raw Keras", ours["featurize_images_per_s"] / keras, ">=", 1.5),
+        ("featurize / raw OpenVINO", ours["featurize_images_per_s"] / openvino, ">=", 0.8),
+        ("whole job after start-up / raw Keras", ours["job_images_per_s"] / keras, ">=", 1.2),
+        (f"Python worker peak RSS / the {TENSORFLOW} engine's",
+         big / worker_rss(figures, TENSORFLOW) if worker_rss(figures, TENSORFLOW) else 0.0,
+         "<=", 0.5),
+        (f"Python worker peak RSS growth, N = {figures['ours_memory_n']['images']} to "
+         f"{ours['images']}", big / small - 1 if small else 0.0, "<=", 0.1),
+    ]  # fmt: skip
+    return [
+        {"name": name, "value": round(value, 3), "target": f"{sign} {bound}",
+         "met": value >= bound if sign == ">=" else value <= bound}
+        for name, value, sign, bound in checks
+    ]  # fmt: skip
+
+
 def table(figures: dict) -> str:
-    raw = figures["raw_model"]["best"]
-    ours, classic = figures["ours"], figures["classic"]
-    small = figures["ours_memory_n"]
-    rows = [
-        ("(a) raw model, best layout: "
-         f"{raw['processes']} proc x {raw['threads']} thread, batch {raw['batch']}, {raw['feed']}",
-         raw["images_per_s"], ""),
-        ("(b) fruits-pipeline: featurize stage", ours["featurize_images_per_s"],
-         f"{ours['featurize_images_per_s'] / raw['images_per_s']:.2f}x raw"),
-        ("(b) fruits-pipeline: whole job after start-up", ours["job_images_per_s"],
-         f"{ours['job_images_per_s'] / raw['images_per_s']:.2f}x raw"),
-        ("(b) fruits-pipeline: whole process, start-up included",
-         round(ours["images"] / ours["process_wall_s"], 2), ""),
+    keras = raw_best(figures, TENSORFLOW)["images_per_s"]
+    openvino = raw_best(figures, OPENVINO)["images_per_s"]
+    classic = figures["classic"]
+    rows = []
+    for engine in ENGINES:
+        raw = raw_best(figures, engine)
+        rows.append((f"(a) raw {ENGINE_NAMES[engine]}, best: {raw['processes']} proc x "
+                     f"{raw['threads']} thread, batch {raw['batch']}, {raw['feed']}",
+                     raw["images_per_s"], ""))  # fmt: skip
+    for engine in sorted(ENGINES, key=lambda name: name != DEFAULT_ENGINE):
+        run = figures[job_key(engine)]
+        for name, rate in (("featurize stage", run["featurize_images_per_s"]),
+                           ("whole job after start-up", run["job_images_per_s"])):  # fmt: skip
+            rows.append(
+                (
+                    f"(b) fruits-pipeline --engine {engine}: {name}",
+                    rate,
+                    f"{rate / keras:.2f}x raw Keras, {rate / openvino:.2f}x raw OpenVINO",
+                )
+            )
+        rows.append((f"(b) fruits-pipeline --engine {engine}: whole process, start-up included",
+                     round(run["images"] / run["process_wall_s"], 2), ""))  # fmt: skip
+    rows += [
         ("(c) classic notebook: whole job after start-up", classic["images_per_s"], ""),
         ("(c) classic notebook: whole process, start-up included",
          round(classic["images"] / classic["process_wall_s"], 2),
-         f"(b)/(c) = {classic['process_wall_s'] / ours['process_wall_s']:.2f}x"),
+         f"(b)/(c) = {classic['process_wall_s'] / figures['ours']['process_wall_s']:.2f}x"),
     ]  # fmt: skip
-    lines = [f"N = {ours['images']} images, {figures['machine']}", ""]
-    lines += [f"{name:<72} {rate:>8.1f} img/s  {ratio}" for name, rate, ratio in rows]
-    worker_small = small["peak_rss_mb"].get("python_worker", 0.0)
-    worker_big = ours["peak_rss_mb"].get("python_worker", 0.0)
-    lines += [
-        "",
-        f"peak RSS, N = {small['images']}: Python worker {worker_small} MB, driver JVM "
-        f"{small['peak_rss_mb'].get('driver_jvm')} MB, driver Python "
-        f"{small['peak_rss_mb'].get('driver_python')} MB",
-        f"peak RSS, N = {ours['images']}: Python worker {worker_big} MB, driver JVM "
-        f"{ours['peak_rss_mb'].get('driver_jvm')} MB, driver Python "
-        f"{ours['peak_rss_mb'].get('driver_python')} MB",
-        f"worker peak RSS growth from N = {small['images']} to {ours['images']}: "
-        f"{(worker_big / worker_small - 1) * 100 if worker_small else float('nan'):+.1f} %",
-    ]
+    lines = [f"N = {figures['ours']['images']} images, {figures['machine']}", ""]
+    lines += [f"{name:<80} {rate:>8.1f} img/s  {ratio}" for name, rate, ratio in rows]
+    lines.append("")
+    for engine in ENGINES:
+        for memory_n in (True, False):
+            run = figures[job_key(engine, memory_n)]
+            memory = run["peak_rss_mb"]
+            lines.append(
+                f"peak RSS, --engine {engine}, N = {run['images']}: Python worker "
+                f"{memory.get('python_worker')} MB, driver JVM {memory.get('driver_jvm')} MB, "
+                f"driver Python {memory.get('driver_python')} MB; start workers "
+                f"{run['timings_s']['start workers']} s"
+            )
+        alone = figures["worker_startup"][engine]
+        lines.append(
+            f"worker alone, --engine {engine}: first features {alone['startup_s']} s after "
+            f"process start, peak RSS {alone['peak_rss_mb']} MB, TensorFlow loaded: "
+            f"{alone['tensorflow_loaded']}"
+        )
+    lines.append("")
+    for target in figures["targets"]:
+        verdict = "met" if target["met"] else "NOT MET"
+        lines.append(f"target {target['name']}: {target['value']} ({target['target']}): {verdict}")
+    load = figures["load_average"]
+    lines.append(f"load average (1, 5, 15 min): start {load['start']}, end {load['end']} "
+                 f"(waited {load['waited_s']} s for a quiet machine)")  # fmt: skip
     return "\n".join(lines)
+
+
+def wait_for_quiet(limit_s: float) -> float:
+    """Wait (up to ``limit_s``) until the 1-minute load average is below ``QUIET_LOAD``; the
+    machine is shared, and others' work would be timed as ours. Returns the seconds waited."""
+    start = time.perf_counter()
+    while os.getloadavg()[0] > QUIET_LOAD and time.perf_counter() - start < limit_s:
+        time.sleep(10)
+    return round(time.perf_counter() - start, 1)
+
+
+def load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())  # fmt: skip
+    return f"{platform.machine()}, {os.cpu_count()} cores ({cpu}), {platform.python_version()}"
+
+
+def scale_run(source: Path, count: int, work: Path) -> dict:
+    """The whole job as shipped (default engine, probe on) on ``count`` real photos."""
+    images = prepare_images(source, count, work / f"images-{count}")
+    print(f"scale run: fruits-pipeline on {count} images", flush=True)
+    return run_ours(images, work / "scale", DEFAULT_ENGINE, probe=True)
+
+
+def benchmark(source: Path, work: Path, args: argparse.Namespace, smoke: bool) -> dict:
+    layouts = [(2, 1)] if smoke else [(1, 2), (2, 1)]
+    factories = engine_factories()
+    figures: dict[str, Any] = {}
+    before = {}
+    for engine in ENGINES:
+        print(f"(a) raw {ENGINE_NAMES[engine]}", flush=True)
+        batches = RAW_BATCHES[engine][1:2] if smoke else RAW_BATCHES[engine]
+        before[engine] = raw_model(engine, factories[engine], source, layouts, batches,
+                                   args.raw_seconds)  # fmt: skip
+    figures["worker_startup"] = {}
+    for engine in ENGINES:
+        print(f"(b) a {engine} Python worker alone: start-up and peak RSS", flush=True)
+        figures["worker_startup"][engine] = worker_startup(
+            factories[engine], source, work, repeats=1 if smoke else 3
+        )
+    for engine in ENGINES:
+        for memory_n, count in ((True, args.memory_n), (False, args.n)):
+            images = prepare_images(source, count, work / f"images-{count}")
+            print(f"(b) fruits-pipeline --engine {engine} on {count} images", flush=True)
+            figures[job_key(engine, memory_n)] = run_ours(images, work / f"ours-{count}", engine)
+    # The machine's speed drifts over minutes (shared cloud cores); each engine's best layout
+    # is timed again right after (b) and the faster of the two counts, so drift cannot make
+    # the ratios look better than they are.
+    for engine in ENGINES:
+        print(f"(a) raw {ENGINE_NAMES[engine]} again, best layout, after (b)", flush=True)
+        best = before[engine]["best"]
+        after = raw_model(engine, factories[engine], source, [(best["processes"], best["threads"])],
+                          [best["batch"]], args.raw_seconds)  # fmt: skip
+        trials = before[engine]["trials"] + [{**trial, "after_b": True}
+                                             for trial in after["trials"]]  # fmt: skip
+        figures["raw_model" if engine == TENSORFLOW else f"raw_{engine}"] = {
+            "best": max(trials, key=lambda trial: trial["images_per_s"]),
+            "trials": trials,
+            "images": f"{RAW_IMAGES} real photos, decoded and preprocessed beforehand",
+        }
+    print(f"(c) classic notebook on {args.n} images", flush=True)
+    figures["classic"] = run_classic(work / f"images-{args.n}", work / "classic")
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,48 +482,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=8000, help="images for (b) and (c)")
     parser.add_argument("--memory-n", type=int, default=2000, help="the smaller run for memory")
     parser.add_argument("--raw-seconds", type=float, default=8.0, help="timing per raw trial")
-    parser.add_argument(
-        "--json", type=Path, default=ROOT / "benchmarks" / "results" / "throughput.json"
-    )
+    parser.add_argument("--scale", type=int, default=None, help="only the scale run, N images")
+    parser.add_argument("--quiet-wait", type=float, default=600.0,
+                        help="most seconds to wait for a quiet machine before timing")  # fmt: skip
+    parser.add_argument("--json", type=Path, default=None,
+                        help="figures file (default: benchmarks/results/throughput.json, or "
+                             "scale.json with --scale)")  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="a few images, for CI")
     args = parser.parse_args(argv)
     source = SHARED_SAMPLE if SHARED_SAMPLE.is_dir() else SHIPPED_SAMPLE
     if args.smoke:
-        args.n, args.memory_n, args.raw_seconds = 24, 12, 1.0
-        layouts, batches = [(2, 1)], [16]
-    else:
-        layouts, batches = [(1, 2), (2, 1)], [8, 16, 32]
-    figures: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-        "source_images": str(source),
-    }
+        args.n, args.memory_n, args.raw_seconds, args.quiet_wait = 24, 12, 1.0, 0.0
+    results = ROOT / "benchmarks" / "results"
+    json_path = args.json or results / ("scale.json" if args.scale else "throughput.json")
+    waited = wait_for_quiet(args.quiet_wait)
+    figures: dict[str, Any] = {"machine": machine(), "source_images": str(source),
+                               "default_engine": DEFAULT_ENGINE}  # fmt: skip
+    start_load = load_average()
     with tempfile.TemporaryDirectory(prefix="fruits-bench-") as scratch:
-        work = Path(scratch)
-        print("(a) raw model", flush=True)
-        before = raw_model(source, layouts, batches, args.raw_seconds)
-        for key, count in (("ours_memory_n", args.memory_n), ("ours", args.n)):
-            images = prepare_images(source, count, work / f"images-{count}")
-            print(f"(b) fruits-pipeline on {count} images", flush=True)
-            figures[key] = run_ours(images, work / f"ours-{count}")
-        # The machine's speed drifts over minutes (shared cloud cores); the best layout is
-        # timed again right after (b) and the faster of the two counts, so drift cannot make
-        # the ratios look better than they are.
-        print("(a) raw model again, best layout, after (b)", flush=True)
-        best = before["best"]
-        after = raw_model(source, [(best["processes"], best["threads"])], [best["batch"]],
-                          args.raw_seconds)  # fmt: skip
-        trials = before["trials"] + [{**trial, "after_b": True} for trial in after["trials"]]
-        figures["raw_model"] = {
-            "best": max(trials, key=lambda trial: trial["images_per_s"]),
-            "trials": trials,
-            "images": f"{RAW_IMAGES} real photos, decoded and preprocessed beforehand",
-        }
-        print(f"(c) classic notebook on {args.n} images", flush=True)
-        figures["classic"] = run_classic(work / f"images-{args.n}", work / "classic")
-    print("\n" + table(figures))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(figures, indent=2))
-    print(f"\nfigures written to {args.json}")
+        if args.scale:
+            figures["scale"] = scale_run(source, args.scale, Path(scratch))
+        else:
+            figures.update(benchmark(source, Path(scratch), args, args.smoke))
+    figures["load_average"] = {"start": start_load, "end": load_average(), "waited_s": waited}
+    if not args.scale:
+        figures["targets"] = targets(figures)
+        print("\n" + table(figures))
+    else:
+        print(json.dumps(figures["scale"], indent=2))
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(figures, indent=2))
+    print(f"\nfigures written to {json_path}")
     return 0
 
 

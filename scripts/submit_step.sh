@@ -87,24 +87,12 @@ check_residency "$ALLOWED_REGIONS" "$REGION" "${s3_uris[@]}"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# The package and the step (exactly the spark-submit line, as JSON so spaces survive) come from
+# fruits_pipeline.step, the one place that shapes them; the end-to-end test runs that same step.
+PYTHONPATH="$ROOT/src" "$PYTHON" -m fruits_pipeline.step --code-prefix "$CODE_PREFIX" \
+  --name "$NAME" --out "$work" -- "${JOB_ARGS[@]}" || die "packaging the code failed" 1
 zip_path="$work/fruits_pipeline.zip"
-"$PYTHON" - "$ROOT/src" "$zip_path" <<'PY'
-import pathlib, sys, zipfile
-src, target = pathlib.Path(sys.argv[1]), sys.argv[2]
-with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-    for path in sorted((src / "fruits_pipeline").rglob("*.py")):
-        archive.write(path, path.relative_to(src).as_posix())
-PY
-
-# The step's arguments: exactly the spark-submit line, as JSON so spaces survive.
 steps_file="$work/steps.json"
-"$PYTHON" - "$NAME" "$CODE_PREFIX" "${JOB_ARGS[@]}" >"$steps_file" <<'PY'
-import json, sys
-name, prefix, job_args = sys.argv[1], sys.argv[2], sys.argv[3:]
-args = ["--deploy-mode", "cluster", "--py-files", f"{prefix}/fruits_pipeline.zip",
-        f"{prefix}/main.py", *job_args]
-print(json.dumps([{"Type": "Spark", "Name": name, "ActionOnFailure": "CONTINUE", "Args": args}]))
-PY
 
 run() {
   if ((DRY_RUN)); then
@@ -116,7 +104,7 @@ run() {
 
 log "uploading code to $CODE_PREFIX/"
 run s3 cp --only-show-errors "$zip_path" "$CODE_PREFIX/fruits_pipeline.zip"
-run s3 cp --only-show-errors "$ROOT/src/fruits_pipeline/main.py" "$CODE_PREFIX/main.py"
+run s3 cp --only-show-errors "$work/main.py" "$CODE_PREFIX/main.py"
 if ((DRY_RUN)); then
   echo "dry-run: steps file:" && cat "$steps_file"
   run emr add-steps --cluster-id "$CLUSTER_ID" --steps "file://$steps_file"

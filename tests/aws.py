@@ -10,12 +10,14 @@ from __future__ import annotations
 import io
 import re
 import threading
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 ACCOUNT = "123456789012"
 
@@ -68,13 +70,53 @@ class _Recorder:
         return self.app(environ, start_response)
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """No line per request on stderr: an S3A run makes thousands."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
 def start_local_aws() -> tuple[LocalAws, Any]:
     aws = LocalAws(endpoint="")
     app = _Recorder(DomainDispatcherApplication(create_backend_app), aws.requests)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
     aws.endpoint = f"http://127.0.0.1:{server.server_port}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return aws, server
+
+
+def reset_aws(aws: LocalAws) -> None:
+    """Forget every bucket, role and cluster, and the request log."""
+    request = urllib.request.Request(f"{aws.endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request).close()
+    aws.requests.clear()
+
+
+def create_bucket(name: str, region: str) -> None:
+    """A bucket in ``region``, created as the README does (us-east-1 takes no constraint)."""
+    client = boto3.client("s3", region_name=region)
+    if region == "us-east-1":
+        client.create_bucket(Bucket=name)
+    else:
+        client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+
+
+def point_spark_at(spark: Any, aws: LocalAws) -> None:
+    """Serve ``s3://`` in a running session (S3A jars on its class path) from ``aws``."""
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    settings = {
+        "fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "fs.s3a.endpoint": aws.endpoint,
+        "fs.s3a.path.style.access": "true",
+        "fs.s3a.connection.ssl.enabled": "false",
+        # The JVM's environment was fixed before the test set AWS_ACCESS_KEY_ID.
+        "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+        "fs.s3a.access.key": "testing",
+        "fs.s3a.secret.key": "testing",
+    }
+    for key, value in settings.items():
+        hadoop.set(key, value)
 
 
 def set_step_state(cluster_id: str, step_id: str, state: str, region: str = "eu-west-1") -> None:

@@ -7,15 +7,14 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from pyspark.sql import SparkSession
 
-from tests.aws import LocalAws, start_local_aws
+from fruits_pipeline.s3a import find_jars
+from tests.aws import LocalAws, create_bucket, reset_aws, start_local_aws
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample" / "fruits-360"
@@ -26,19 +25,44 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers: this venv, whatever PATH says
 
 
+# Tests that run the whole job (Spark, the model) take minutes; `make test-quick` leaves them out.
+SLOW_FIXTURES = {"sample_run", "s3_run", "tiny_input"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test under tests/e2e/ and every test of a fixture that runs the job."""
+    for item in items:
+        if "e2e" in item.path.parts or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def spark() -> SparkSession:
-    """``local[2]`` session for the whole test run (the job reuses it with getOrCreate)."""
+    """``local[2]`` session for the whole test run (the job reuses it with getOrCreate).
+
+    The S3A jars are on its class path (``make test`` fetches them), so a test can read a run
+    written to the local S3 server once it points the session there (``point_spark_at``).
+    """
+    classpath = os.pathsep.join(str(jar) for jar in find_jars())
     session = (
         SparkSession.builder.master("local[2]")
         .appName("fruits-pipeline-tests")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.ui.enabled", "false")
         .config("spark.log.level", "WARN")
+        .config("spark.driver.extraClassPath", classpath)
         .getOrCreate()
     )
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def local_aws() -> LocalAws:
+    """moto's server on 127.0.0.1 for the whole test run; tests reset it (``reset_aws``)."""
+    aws, server = start_local_aws()
+    yield aws
+    server.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -76,32 +100,17 @@ def count_jpgs_per_label(folder: Path) -> dict[str, int]:
     return counts
 
 
-@pytest.fixture(scope="module")
-def local_aws() -> LocalAws:
-    aws, server = start_local_aws()
-    yield aws
-    server.shutdown()
-
-
 @pytest.fixture
 def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
     """A reset local AWS, this process's environment pointed at it, two buckets made."""
     # AWS managed policies (AmazonEMRServicePolicy_v2) exist in moto's IAM only when asked for;
     # the reset below recreates the IAM backend, which reads this then.
     monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-    request = urllib.request.Request(f"{local_aws.endpoint}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request).close()
-    local_aws.requests.clear()
+    reset_aws(local_aws)
     for key, value in local_aws.env().items():
         monkeypatch.setenv(key, value)
     for bucket, region in [("fruits-data-eu", "eu-west-1"), ("fruits-code-eu", "eu-west-1"),
                            ("fruits-data-us", "us-east-1")]:  # fmt: skip
-        client = boto3.client("s3", region_name=region)
-        if region == "us-east-1":
-            client.create_bucket(Bucket=bucket)
-        else:
-            client.create_bucket(
-                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
-            )
+        create_bucket(bucket, region)
     local_aws.requests.clear()  # tests see only what the code under test sent
     return local_aws

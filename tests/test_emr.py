@@ -87,7 +87,7 @@ def test_submit_step_uploads_code_and_adds_the_exact_spark_step(aws: LocalAws) -
     assert step["ActionOnFailure"] == "CONTINUE"
     assert step["Config"]["Jar"] == "command-runner.jar"
     assert step["Config"]["Args"] == [
-        "spark-submit", "--deploy-mode", "cluster",
+        "spark-submit", "--deploy-mode", "cluster", "--conf", "spark.yarn.maxAppAttempts=1",
         "--py-files", "s3://fruits-code-eu/code/v1/fruits_pipeline.zip",
         "s3://fruits-code-eu/code/v1/main.py", *JOB_ARGS,
     ]  # fmt: skip

@@ -41,16 +41,3 @@ def test_reader_takes_every_jpeg_spelling_and_labels_exactly(spark, tmp_path: Pa
     rows = frame.select("path", "label").collect()
     found = {"/".join(r.path.split("/")[-2:]): r.label for r in rows}
     assert found == expected
-
-
-def test_listing_uris_are_written_like_the_scan_paths(spark, tmp_path: Path) -> None:
-    from fruits_pipeline.job import as_scan_path
-
-    folder = tmp_path / "Test" / "Pêche 100%20 jaune"
-    folder.mkdir(parents=True)
-    shutil.copy(next(SAMPLE.rglob("*.jpg")), folder / "a b.jpg")
-    frame = read_images(spark, str(tmp_path))
-    assert [as_scan_path(u) for u in frame.inputFiles()] == [r.path for r in frame.collect()]
-    assert as_scan_path("s3://bucket/Training/Apple%20Red%201/0.jpg") == (
-        "s3://bucket/Training/Apple Red 1/0.jpg"
-    )

@@ -8,12 +8,14 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import urlparse
 
 from fruits_pipeline import __version__
-from fruits_pipeline.config import DEFAULT_REGION, FEATURE_DIM, JobConfig
+from fruits_pipeline.config import DEFAULT_REGION, ENGINES, FEATURE_DIM, JobConfig
 from fruits_pipeline.errors import EXIT_CODE_HELP, ExitCode, PipelineError
+from fruits_pipeline.manifest import Manifest
 from fruits_pipeline.progress import Progress
 
 DESCRIPTION = """\
@@ -116,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         "with 'imagenet', Keras checks the download against it (default: no check)",
     )
     model.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=defaults.engine,
+        help="inference engine in the Python workers: openvino (the driver converts the Keras "
+        "model; workers load no TensorFlow) or tensorflow (Keras) (default: %(default)s)",
+    )
+    model.add_argument(
         "--image-size",
         type=_int_between(32, 1024),
         default=defaults.image_size,
@@ -174,10 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--master", default=None, help="Spark master; default: spark-submit's, else local[*]"
     )
     spark.add_argument(
+        "--model-threads",
         "--tf-threads",
         type=_int_between(1, 64),
-        default=defaults.tf_threads,
-        help="TensorFlow threads per Python worker (default: %(default)s: one task per core)",
+        default=defaults.model_threads,
+        help="model threads per Python worker, either engine (default: %(default)s: one task "
+        "per core); --tf-threads is its former name",
     )
     spark.add_argument(
         "--arrow-batch-size",
@@ -198,6 +209,7 @@ def parse_job_args(argv: Sequence[str]) -> JobConfig:
         k=args.k,
         weights=args.weights,
         weights_sha256=args.weights_sha256,
+        engine=args.engine,
         batch_size=args.batch_size,
         image_size=args.image_size,
         master=args.master,
@@ -206,41 +218,41 @@ def parse_job_args(argv: Sequence[str]) -> JobConfig:
         max_error_fraction=args.max_error_fraction,
         probe=args.probe,
         seed=args.seed,
-        tf_threads=args.tf_threads,
+        model_threads=args.model_threads,
         arrow_batch_size=args.arrow_batch_size,
     )
 
 
-def summary_lines(manifest: dict[str, Any]) -> list[str]:
-    counts = manifest["counts"]
-    reduction = manifest["reduction"]
-    throughput = manifest["throughput"]
+def summary_lines(manifest: Manifest) -> list[str]:
+    """The run summary printed at the end of a succeeded run."""
+    counts, reduction, throughput = manifest.counts, manifest.reduction, manifest.throughput
+    assert counts and reduction and throughput, "a succeeded run has every section"
     lines = [
-        f"run {manifest['status']}: {manifest['output']}",
-        f"  images     {counts['files_seen']} seen, {counts['featurized']} featurized, "
-        f"{counts['errors']} errors",
-        "  labels     " + ", ".join(f"{k} {v}" for k, v in manifest["images_per_label"].items()),
-        f"  k          {reduction['k']} ({reduction['k_rule']}; "
-        f"target {reduction['target_variance']}, kept {reduction['achieved_variance']})",
-        f"  speed      featurize {throughput['featurize_images_per_s']} img/s, whole job "
-        f"{throughput['job_images_per_s']} img/s after start-up",
-        f"  weights    {manifest['weights']['source']} (sha256 {manifest['weights']['sha256']})",
+        f"run {manifest.status}: {manifest.output}",
+        f"  images     {counts.files_seen} seen, {counts.featurized} featurized, "
+        f"{counts.errors} errors",
+        "  labels     " + ", ".join(f"{k} {v}" for k, v in counts.images_per_label.items()),
+        f"  k          {reduction.k} ({reduction.k_rule}; "
+        f"target {reduction.target_variance}, kept {reduction.achieved_variance})",
+        f"  speed      featurize {throughput.featurize_images_per_s} img/s, whole job "
+        f"{throughput.job_images_per_s} img/s after start-up",
+        f"  weights    {manifest.weights.source} (sha256 {manifest.weights.sha256})",
     ]
-    probe = manifest.get("probe")
-    if probe and probe.get("accuracy") is not None:
-        lines.append(
-            f"  probe      accuracy {probe['accuracy']:.4f}, macro F1 {probe['macro_f1']:.4f}"
-        )
+    probe = manifest.probe
+    if probe and probe.accuracy is not None and probe.macro_f1 is not None:
+        lines.append(f"  probe      accuracy {probe.accuracy:.4f}, macro F1 {probe.macro_f1:.4f}")
     return lines
 
 
 def run(argv: Sequence[str]) -> int:
     config = parse_job_args(argv)
     progress = Progress()
-    from fruits_pipeline.job import run_job  # Spark and TensorFlow load only for a real run
+    # Spark and the model load only for a real run, not for --help.
+    from fruits_pipeline.job import run_job
+    from fruits_pipeline.session import build_session
 
     try:
-        manifest = run_job(config, progress)
+        manifest = run_job(config, progress, partial(build_session, config))
     except PipelineError as error:
         print(f"fruits-pipeline: error: {error}", file=sys.stderr)
         return int(error.exit_code)

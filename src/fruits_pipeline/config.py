@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fruits_pipeline.schema import SPLIT_NAMES
+
 DEFAULT_REGION = "eu-west-1"
 
 # Regions of AWS located in EU member states. London (eu-west-2) and Zurich (eu-central-2) are
@@ -15,6 +17,11 @@ DEFAULT_REGION = "eu-west-1"
 EU_REGIONS = frozenset(
     {"eu-west-1", "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2"}
 )
+
+# Inference engines the featurize UDF can run (engines.py).
+OPENVINO = "openvino"
+TENSORFLOW = "tensorflow"
+ENGINES = (OPENVINO, TENSORFLOW)
 
 # MobileNetV2 (alpha 1.0) global-average-pooled output width.
 FEATURE_DIM = 1280
@@ -41,6 +48,9 @@ class JobConfig:
     # Expected sha256 of the weights file, checked before loading (and by Keras on download for
     # "imagenet"). None checks nothing: Keras publishes no hash for the official file.
     weights_sha256: str | None = None
+    # Inference engine (engines.py). OpenVINO: the fastest measured here, with features within
+    # 1e-4 of Keras (tests/test_engines.py), and workers without TensorFlow (README, Performance).
+    engine: str = OPENVINO
     # Images per model call. 8 measured fastest here, because a small batch's activations stay
     # in the CPU caches: featurize at 87-93 img/s against 79-83 at 16 (2 cores, N = 2,000).
     batch_size: int = 8
@@ -51,11 +61,11 @@ class JobConfig:
     max_error_fraction: float = 0.05
     probe: bool = True
     seed: int = 42
-    # Model threads per Python worker. One per task lets Spark run one task per core without
-    # oversubscribing them (see README, Performance).
-    tf_threads: int = 1
+    # Model threads per Python worker, either engine. One per task lets Spark run one task per
+    # core without oversubscribing them (see README, Performance).
+    model_threads: int = 1
     # Rows per Arrow batch handed to the UDF: bounds a worker's memory (bytes of up to this many
     # files at once) while keeping model batches full.
     arrow_batch_size: int = 256
     # Grandparent folder names recognised as the dataset split; anything else gives split = null.
-    split_names: tuple[str, ...] = field(default=("Training", "Test"))
+    split_names: tuple[str, ...] = field(default=SPLIT_NAMES)

@@ -1,8 +1,9 @@
 """Featurizing: image bytes -> 1280-d MobileNetV2 features, or an error row, in a pandas UDF.
 
 ``featurize_images`` adds one struct column computed by a **scalar-iterator pandas UDF**: the
-iterator form lets each Python worker fetch its model once (``model.worker_predictor``) and then
-stream every Arrow batch of the task through it. ``successes`` and ``failures`` turn the struct
+iterator form lets each Python worker build its model once (``worker_predictor``, from the
+engine's predictor factory, see ``engines.py``) and then stream every Arrow batch of the task
+through it. ``successes`` and ``failures`` turn the struct
 into the ``features`` and ``errors`` frames. All are ``DataFrame -> DataFrame`` transforms.
 
 The UDF hands features back **packed**: 1280 little-endian float32 in one 5,120-byte binary.
@@ -15,25 +16,34 @@ into ``array<float>`` with vectorised Arrow code when ``features/`` is written.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pyspark import Broadcast
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 
 from fruits_pipeline.config import FEATURE_DIM
 from fruits_pipeline.decoding import DecodeError, decode_image
-from fruits_pipeline.model import Predictor, preprocess, worker_predictor
+from fruits_pipeline.model import Predictor, preprocess, settle_worker
+from fruits_pipeline.schema import (
+    CONTENT,
+    ERROR_KIND,
+    ERROR_MESSAGE,
+    FEATURES,
+    FEATURES_SCHEMA,
+    KEY_COLUMNS,
+    PACKED_FEATURES,
+    RESULT,
+    RESULT_FIELDS,
+)
 from fruits_pipeline.vectors import keyed_vectors
 
-RESULT_FIELDS = "packed_features binary, error_kind string, error_message string"
 PACKED_DTYPE = np.dtype("<f4")
 PACKED_BYTES = FEATURE_DIM * PACKED_DTYPE.itemsize
-FEATURES_SCHEMA = "path string, label string, split string, features array<float>"
 
 
 def featurize_series(
@@ -43,7 +53,7 @@ def featurize_series(
 
     Args:
         contents: ``bytes`` (or None) per row, the raw files.
-        predict: ``float32 (n, s, s, 3) -> float32 (n, 1280)``, see ``model.make_predictor``.
+        predict: ``float32 (n, s, s, 3) -> float32 (n, 1280)``, see ``engines.py``.
         image_size: the model's input side ``s`` in pixels.
         batch_size: most images per model call; bounds the float32 batch to
             ``batch_size * s * s * 3 * 4`` bytes (19 MB at 32 x 224 x 224).
@@ -79,27 +89,49 @@ def featurize_series(
             else:
                 kinds[row] = "non_finite_features"
                 messages[row] = "the model produced NaN or infinite features for this image"
-    return pd.DataFrame({"packed_features": packed, "error_kind": kinds, "error_message": messages})
+    return pd.DataFrame({PACKED_FEATURES: packed, ERROR_KIND: kinds, ERROR_MESSAGE: messages})
+
+
+_WORKER_PREDICTOR: dict[str, Predictor] = {}
+
+
+def worker_predictor(key: str, factory: Callable[[], Predictor]) -> Predictor:
+    """This Python worker's predictor for ``key``: built by ``factory()`` on first use, then
+    reused by every later task (Spark reuses Python workers, ``spark.python.worker.reuse``).
+
+    A worker holds one model: a new ``key`` replaces the previous predictor rather than
+    accumulating models in a long-lived worker. After building, ``settle_worker`` runs once.
+    """
+    if key not in _WORKER_PREDICTOR:
+        _WORKER_PREDICTOR.clear()
+        _WORKER_PREDICTOR[key] = factory()
+        settle_worker()
+    return _WORKER_PREDICTOR[key]
 
 
 def make_featurize_udf(
-    weights: Broadcast[list[np.ndarray]],
-    weights_sha256: str,
-    image_size: int,
-    batch_size: int,
-    tf_threads: int,
+    factory: Callable[[], Predictor], image_size: int, batch_size: int
 ) -> Callable[[Column], Column]:
-    """Build the scalar-iterator pandas UDF: ``binary -> struct<features, error_kind,
+    """Build the scalar-iterator pandas UDF: ``binary -> struct<packed_features, error_kind,
     error_message>``.
 
-    ``weights`` is the driver's broadcast of ``LoadedWeights.arrays``; executors read it, they
-    never download anything. The Arrow batch size (rows per ``pd.Series``) is Spark's
-    ``spark.sql.execution.arrow.maxRecordsPerBatch``.
+    Args:
+        factory: the engine's predictor factory (``engines.predictor_factory``): picklable,
+            run once per Python worker, returns ``float32 (n, s, s, 3) -> float32 (n, 1280)``.
+            It carries the engine's broadcast; executors never download anything.
+        image_size: the model's input side ``s`` in pixels.
+        batch_size: most images per model call.
+
+    The Arrow batch size (rows per ``pd.Series``) is Spark's
+    ``spark.sql.execution.arrow.maxRecordsPerBatch``. Pitfall: the factory is keyed by this
+    UDF (a fresh id per call), not by its value: a factory holding a ``Broadcast`` is a new
+    object in every task, so its identity cannot tell workers they already built it.
     """
+    key = uuid.uuid4().hex
 
     @pandas_udf(RESULT_FIELDS)  # type: ignore[call-overload]
     def featurize(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        predict = worker_predictor(weights, weights_sha256, image_size, tf_threads)
+        predict = worker_predictor(key, factory)
         for contents in batches:
             yield featurize_series(contents, predict, image_size, batch_size)
 
@@ -114,7 +146,7 @@ def featurize_images(featurize: Callable[[Column], Column]) -> Callable[[DataFra
     """
 
     def transform(df: DataFrame) -> DataFrame:
-        return df.select("path", "label", "split", featurize(F.col("content")).alias("result"))
+        return df.select(*KEY_COLUMNS, featurize(F.col(CONTENT)).alias(RESULT))
 
     return transform
 
@@ -128,7 +160,7 @@ def unpack_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     Raises:
         ValueError: a row is null or not exactly ``PACKED_BYTES`` long.
     """
-    packed = batch.column("packed_features")
+    packed = batch.column(PACKED_FEATURES)
     if packed.null_count:
         raise ValueError("packed_features holds nulls; only featurized rows can be unpacked")
     offsets = np.frombuffer(packed.buffers()[1], dtype=np.int32)[
@@ -137,9 +169,7 @@ def unpack_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     if np.any(np.diff(offsets) != PACKED_BYTES):
         raise ValueError(f"packed_features rows must be {PACKED_BYTES} bytes each")
     data = np.frombuffer(packed.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    return keyed_vectors(
-        batch, "features", data.view(PACKED_DTYPE).reshape(len(packed), FEATURE_DIM)
-    )
+    return keyed_vectors(batch, FEATURES, data.view(PACKED_DTYPE).reshape(len(packed), FEATURE_DIM))
 
 
 def unpack_features(df: DataFrame) -> DataFrame:
@@ -152,26 +182,22 @@ def unpack_features(df: DataFrame) -> DataFrame:
     def unpack(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         return map(unpack_batch, batches)
 
-    return df.select("path", "label", "split", "packed_features").mapInArrow(
-        unpack, FEATURES_SCHEMA
-    )
+    return df.select(*KEY_COLUMNS, PACKED_FEATURES).mapInArrow(unpack, FEATURES_SCHEMA)
 
 
 def successes(df: DataFrame) -> DataFrame:
     """Featurized rows: ``(path, label, split, features array<float>[1280])``."""
     return (
-        df.where(F.col("result.error_kind").isNull())
-        .select("path", "label", "split", F.col("result.packed_features").alias("packed_features"))
+        df.where(F.col(f"{RESULT}.{ERROR_KIND}").isNull())
+        .select(*KEY_COLUMNS, F.col(f"{RESULT}.{PACKED_FEATURES}").alias(PACKED_FEATURES))
         .transform(unpack_features)
     )
 
 
 def failures(df: DataFrame) -> DataFrame:
     """Rows that could not be featurized: ``(path, label, split, error_kind, error_message)``."""
-    return df.where(F.col("result.error_kind").isNotNull()).select(
-        "path",
-        "label",
-        "split",
-        F.col("result.error_kind").alias("error_kind"),
-        F.col("result.error_message").alias("error_message"),
+    return df.where(F.col(f"{RESULT}.{ERROR_KIND}").isNotNull()).select(
+        *KEY_COLUMNS,
+        F.col(f"{RESULT}.{ERROR_KIND}").alias(ERROR_KIND),
+        F.col(f"{RESULT}.{ERROR_MESSAGE}").alias(ERROR_MESSAGE),
     )

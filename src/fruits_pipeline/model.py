@@ -1,9 +1,9 @@
-"""MobileNetV2: where its weights come from, how they are checked, and how a worker runs it.
+"""MobileNetV2: where its weights come from, how they are checked, and how Keras runs it.
 
-The driver resolves the weights once (``load_weights``), checks they fit the architecture, and
-hands plain NumPy arrays to ``SparkContext.broadcast``. Workers never touch a network or a file:
-``worker_predictor`` rebuilds the architecture with ``weights=None`` and sets the broadcast
-arrays, once per Python worker process.
+The driver resolves the weights once (``load_weights``) and checks they fit the architecture;
+``engines.py`` turns them into what is broadcast. Workers never touch a network or a file. Every
+function here imports TensorFlow only when called, so a worker of the openvino engine, which
+imports this module for ``preprocess`` and ``settle_worker``, never loads it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from fruits_pipeline.storage import download_s3_object, is_s3_uri
 
 if TYPE_CHECKING:
     import keras
-    from pyspark import Broadcast
 
 IMAGENET = "imagenet"
 # The official Keras Applications file (what weights="imagenet" downloads for this variant).
@@ -174,8 +173,8 @@ def preprocess(images: np.ndarray) -> np.ndarray:
     return scaled
 
 
-def make_predictor(model: keras.Model, image_size: int) -> Predictor:
-    """Wrap ``model(x, training=False)`` in a traced ``tf.function`` with a fixed signature.
+def traced_forward(model: keras.Model, image_size: int) -> Any:
+    """``model(x, training=False)`` as a ``tf.function`` with a fixed input signature.
 
     ``(n, s, s, 3) float32 -> (n, 1280) float32``. One trace serves every batch size (the batch
     dimension is ``None``), so there is no retracing per batch and no eager per-layer overhead.
@@ -190,6 +189,12 @@ def make_predictor(model: keras.Model, image_size: int) -> Predictor:
     def forward(batch: Any) -> Any:
         return model(batch, training=False)
 
+    return forward
+
+
+def make_predictor(model: keras.Model, image_size: int) -> Predictor:
+    """``traced_forward`` as a ``Predictor``: NumPy in, NumPy out."""
+    forward = traced_forward(model, image_size)
     return lambda batch: forward(batch).numpy()
 
 
@@ -209,33 +214,13 @@ def configure_threads(threads: int) -> None:
         pass  # already initialised in this worker: the first setting stays
 
 
-_WORKER_PREDICTORS: dict[tuple[str, int], Predictor] = {}
-
-
-def worker_predictor(
-    weights: Broadcast[list[np.ndarray]], weights_sha256: str, image_size: int, threads: int
-) -> Predictor:
-    """The predictor for this worker process, built on first use and then reused.
-
-    Spark reuses Python workers across tasks (``spark.python.worker.reuse``), so the model is
-    built once per worker, not per task or batch. Keyed by the weights' sha256 and image size.
-    """
-    key = (weights_sha256, image_size)
-    if key not in _WORKER_PREDICTORS:
-        configure_threads(threads)
-        model = build_model(image_size)
-        model.set_weights(weights.value)
-        _WORKER_PREDICTORS[key] = make_predictor(model, image_size)
-        settle_worker()
-    return _WORKER_PREDICTORS[key]
-
-
 def settle_worker() -> None:
     """Make the rest of this long-lived Python worker's life cheap; run once, after loading.
 
-    - ``gc.freeze()``: TensorFlow and Keras leave ~360,000 long-lived objects that Python's
-      cyclic GC re-scanned on every full collection (200 ms each): 7 % of the CPU during
-      featurize. Frozen, the GC only walks what the batches allocate.
+    - ``gc.freeze()``: the tensorflow engine leaves ~360,000 long-lived objects (TensorFlow,
+      Keras) that Python's cyclic GC re-scanned on every full collection (200 ms each): 7 % of
+      the CPU during featurize. Frozen, the GC only walks what the batches allocate; the
+      openvino engine's workers hold far fewer, and freezing them costs nothing.
     - Drops the ``zipimporter`` entries from ``sys.path_importer_cache``. PySpark's worker calls
       ``importlib.invalidate_caches()`` at the start of every task, and on Python 3.11 that
       re-reads the whole ``pyspark.zip`` directory once per cached zip path (CPython

@@ -18,7 +18,9 @@ from pyspark.ml.functions import array_to_vector
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-TRAIN_SPLIT, TEST_SPLIT = "Training", "Test"
+from fruits_pipeline.manifest import ProbeSummary
+from fruits_pipeline.schema import LABEL, PATH, PCA_FEATURES, SPLIT, TEST_SPLIT, TRAIN_SPLIT
+
 HOLD_OUT_SHARE = 0.2
 _MAX_ITER = 200
 _REG_PARAM = (
@@ -42,8 +44,8 @@ def with_hold_out(seed: int, share: float = HOLD_OUT_SHARE) -> Any:
     """
 
     def transform(df: DataFrame) -> DataFrame:
-        per_label = Window.partitionBy("label")
-        ordered = per_label.orderBy(F.xxhash64("path", F.lit(seed)), "path")
+        per_label = Window.partitionBy(LABEL)
+        ordered = per_label.orderBy(F.xxhash64(PATH, F.lit(seed)), PATH)
         return (
             df.withColumn("_rank", F.row_number().over(ordered))
             .withColumn(
@@ -57,11 +59,11 @@ def with_hold_out(seed: int, share: float = HOLD_OUT_SHARE) -> Any:
 
 def split_for_probe(pca: DataFrame, seed: int) -> ProbeSplit:
     """Training/Test folders when both are present, else the seeded stratified hold-out."""
-    splits = {row.split for row in pca.select("split").distinct().collect()}
+    splits = {row[SPLIT] for row in pca.select(SPLIT).distinct().collect()}
     if {TRAIN_SPLIT, TEST_SPLIT} <= splits:
         return ProbeSplit(
-            pca.where(F.col("split") == TRAIN_SPLIT),
-            pca.where(F.col("split") == TEST_SPLIT),
+            pca.where(F.col(SPLIT) == TRAIN_SPLIT),
+            pca.where(F.col(SPLIT) == TEST_SPLIT),
             f"{TRAIN_SPLIT} folder -> {TEST_SPLIT} folder",
         )
     marked = pca.transform(with_hold_out(seed))
@@ -92,27 +94,25 @@ def scores(labels: list[str], confusion: np.ndarray) -> dict[str, Any]:
     }
 
 
-def run_probe(pca: DataFrame, seed: int) -> dict[str, Any]:
+def run_probe(pca: DataFrame, seed: int) -> ProbeSummary:
     """Fit and score the probe on ``pca`` (``path, label, split, pca_features``).
 
-    Returns the manifest's ``probe`` section: how the data was split, image counts, accuracy,
-    macro F1, per-class recall and the confusion matrix (``labels`` x ``labels``, rows true).
+    Returns the manifest's ``probe`` section (``ProbeSummary``): how the data was split, image
+    counts, accuracy, macro F1, per-class recall and the confusion matrix (``labels`` x
+    ``labels``, rows true).
     ``status`` is ``skipped`` with a ``reason`` when there is nothing to probe (one label, or an
     empty side). Deterministic for a given ``seed`` and data.
     """
-    labels = sorted(row.label for row in pca.select("label").distinct().collect())
+    labels = sorted(row[LABEL] for row in pca.select(LABEL).distinct().collect())
     if len(labels) < 2:
-        return {"status": "skipped", "reason": "a probe needs at least two labels"}
-    split = split_for_probe(pca.withColumn("pca_vector", array_to_vector("pca_features")), seed)
+        return ProbeSummary(status="skipped", reason="a probe needs at least two labels")
+    split = split_for_probe(pca.withColumn("pca_vector", array_to_vector(PCA_FEATURES)), seed)
     train_count, test_count = split.train.count(), split.test.count()
     if not train_count or not test_count:
-        return {
-            "status": "skipped",
-            "reason": f"empty side: {train_count} train, {test_count} test",
-        }
-    indexer = StringIndexer(
-        inputCol="label", outputCol="label_index", stringOrderType="alphabetAsc"
-    )
+        return ProbeSummary(
+            status="skipped", reason=f"empty side: {train_count} train, {test_count} test"
+        )
+    indexer = StringIndexer(inputCol=LABEL, outputCol="label_index", stringOrderType="alphabetAsc")
     indexer_model = indexer.fit(split.train.unionByName(split.test))
     # standardization=False: PCA coordinates already carry their scale (large variance first).
     # Spark's default rescales the near-noise tail components to unit variance, and on the
@@ -126,11 +126,11 @@ def run_probe(pca: DataFrame, seed: int) -> dict[str, Any]:
     confusion = np.zeros((len(labels), len(labels)), dtype=int)
     for row in predicted.groupBy("label_index", "prediction").count().collect():
         confusion[int(row.label_index), int(row.prediction)] += row["count"]
-    return {
-        "status": "succeeded",
-        "split": split.how,
-        "train_images": train_count,
-        "test_images": test_count,
+    return ProbeSummary(
+        status="succeeded",
+        split=split.how,
+        train_images=train_count,
+        test_images=test_count,
         **scores(labels, confusion),
-        "confusion_matrix": {"labels": labels, "matrix": confusion.tolist()},
-    }
+        confusion_matrix={"labels": labels, "matrix": confusion.tolist()},
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -15,9 +15,11 @@ from typing import Any, TextIO
 class Progress:
     """Prints timestamped progress lines and records each stage's duration in seconds."""
 
-    def __init__(self, stream: TextIO | None = None, total_stages: int = 0) -> None:
+    def __init__(self, stream: TextIO | None = None, stages: Sequence[str] = ()) -> None:
+        """``stages``: every stage's label in order; a stage is numbered by its place there
+        (a stage not listed is numbered in the order it runs)."""
         self.stream = stream or sys.stdout
-        self.total_stages = total_stages
+        self.stages = tuple(stages)
         self.timings: dict[str, float] = {}
         self._index = 0
 
@@ -30,7 +32,10 @@ class Progress:
         """Time a stage. The caller may put ``images`` (a count) or ``detail`` (text) in the
         yielded dict; both are shown on the closing line."""
         self._index += 1
-        position = f"{self._index}/{self.total_stages}" if self.total_stages else str(self._index)
+        if name in self.stages:
+            position = f"{self.stages.index(name) + 1}/{len(self.stages)}"
+        else:
+            position = str(self._index)
         self.say(f"({position}) {name} ...")
         info: dict[str, Any] = {}
         start = time.perf_counter()

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from fruits_pipeline.schema import LABEL, PATH, SPLIT
+
 # Hadoop glob: *.jpg and *.jpeg in any letter case (Fruits-360 and phone exports mix them).
 IMAGE_GLOB = "*.{[jJ][pP][gG],[jJ][pP][eE][gG]}"
 
@@ -36,7 +38,7 @@ def read_images(spark: SparkSession, input_uri: str) -> DataFrame:
 
 def _path_segment_from_end(position: int) -> Column:
     # element_at counts from the end with negative indexes: -1 is the file name.
-    return F.element_at(F.split(F.col("path"), "/"), position)
+    return F.element_at(F.split(F.col(PATH), "/"), position)
 
 
 def with_label(df: DataFrame) -> DataFrame:
@@ -44,7 +46,7 @@ def with_label(df: DataFrame) -> DataFrame:
 
     ``.../Training/Apple Red 1/0_100.jpg`` gives ``Apple Red 1`` (spaces, case and non-ASCII kept).
     """
-    return df.withColumn("label", _path_segment_from_end(-2))
+    return df.withColumn(LABEL, _path_segment_from_end(-2))
 
 
 def with_split(split_names: Sequence[str]) -> Callable[[DataFrame], DataFrame]:
@@ -57,7 +59,7 @@ def with_split(split_names: Sequence[str]) -> Callable[[DataFrame], DataFrame]:
     def transform(df: DataFrame) -> DataFrame:
         grandparent = _path_segment_from_end(-3)
         return df.withColumn(
-            "split", F.when(grandparent.isin(list(split_names)), grandparent).otherwise(F.lit(None))
+            SPLIT, F.when(grandparent.isin(list(split_names)), grandparent).otherwise(F.lit(None))
         )
 
     return transform

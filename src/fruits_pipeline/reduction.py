@@ -1,9 +1,11 @@
 """Reducing: StandardScaler + PCA on the persisted features, k chosen by explained variance.
 
-``fit_reduction`` standardises the 1280-d features, fits PCA **once at full rank** to get the
-whole explained-variance curve, picks k, and keeps the top-k components of that same fit as a
-``PCAModel``: no second fit, and never a second pass over the images (only over ``features/``).
-The result is a standard ``PipelineModel`` (scaler, then PCA) that ``PipelineModel.load`` reads.
+``fit_reduction`` reads ``features/`` once, standardises the 1280-d features and takes the
+full-rank PCA of their covariance in NumPy, picks k and keeps the top-k components. Those NumPy
+numbers (a ``Reduction``) are the truth: ``project`` computes ``pca/`` from them, and
+``export_pipeline_model`` writes the same numbers as the standard Spark ``PipelineModel``
+(scaler, then PCA) that ``model/`` holds for ``PipelineModel.load``: the only function here
+that touches the JVM.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.sql import DataFrame, SparkSession
 
 from fruits_pipeline.config import FEATURE_DIM
+from fruits_pipeline.schema import FEATURES, KEY_COLUMNS, PCA_FEATURES, PCA_SCHEMA
 from fruits_pipeline.vectors import keyed_vectors, to_matrix
 
 # Column names of the saved PipelineModel: to project new features, add VECTOR_COL with
@@ -36,18 +39,27 @@ _VARIANCE_TOLERANCE = 1e-9
 
 @dataclass(frozen=True)
 class Reduction:
-    """A fitted reduction and how k was chosen.
+    """A fitted scaler + PCA, as NumPy numbers, and how k was chosen.
 
-    ``cumulative_variance[i]`` is the share of variance kept by the first ``i + 1`` components
-    (length 1280). It is None, with ``note`` saying why, when the standardised features have no
-    variance at all (one image, or identical images): then k = 1 and projections are 0.
+    ``mean`` and ``std`` ``(1280,)`` (unbiased; 0 for constant features) standardise;
+    ``components`` ``(1280, k)`` are the top-k unit eigenvectors of the standardised covariance
+    and ``explained`` ``(k,)`` their shares of its variance. ``cumulative_variance[i]`` is the
+    share kept by the first ``i + 1`` components (length 1280). It is None, with ``note`` saying
+    why, when the standardised features have no variance at all (one image, or identical
+    images): then k = 1 and projections are 0.
     """
 
-    model: PipelineModel
-    k: int
+    mean: np.ndarray
+    std: np.ndarray
+    components: np.ndarray
+    explained: np.ndarray
     cumulative_variance: list[float] | None
     achieved_variance: float | None
     note: str | None = None
+
+    @property
+    def k(self) -> int:
+        return int(self.components.shape[1])
 
 
 def choose_k(explained_variance: Sequence[float], target: float) -> int:
@@ -61,43 +73,42 @@ def choose_k(explained_variance: Sequence[float], target: float) -> int:
     return int(reached[0]) + 1 if reached.size else len(cumulative)
 
 
-def _scaler_model(spark: SparkSession, moments: FeatureMoments) -> StandardScalerModel:
-    """A ``StandardScalerModel(withMean, withStd)`` from moments computed here, without a fit.
+def export_pipeline_model(spark: SparkSession, reduction: Reduction) -> PipelineModel:
+    """``reduction`` as Spark's ``PipelineModel([StandardScalerModel, PCAModel])``, unfitted.
 
-    Same JVM class and numbers as ``StandardScaler.fit`` (unbiased std; zero-variance features
-    scale to 0), built through py4j so the features are read once for scaler and PCA together.
+    ``features_vector`` (add it with ``array_to_vector("features")``) -> ``scaled_features`` ->
+    ``pca_vector`` (k doubles): the same classes and numbers as ``StandardScaler(withMean=True,
+    withStd=True).fit`` then a k-component ``PCA``, so ``model/`` saves and loads like any
+    fitted pipeline. Spark has no public constructor for either model, so the JVM ones are
+    called through py4j: this is the one place tied to Spark's internals.
     """
     sc = spark.sparkContext
-    java_model = sc._jvm.org.apache.spark.ml.feature.StandardScalerModel(  # type: ignore[union-attr]
+    jvm = sc._jvm.org.apache.spark.ml.feature  # type: ignore[union-attr]
+    java_scaler = jvm.StandardScalerModel(
         f"StandardScalerModel_{uuid.uuid4().hex[:12]}",
-        _py2java(sc, DenseVector(moments.std.tolist())),
-        _py2java(sc, DenseVector(moments.mean.tolist())),
+        _py2java(sc, DenseVector(reduction.std.tolist())),
+        _py2java(sc, DenseVector(reduction.mean.tolist())),
     )
-    java_model.set(java_model.withMean(), True)
-    java_model.set(java_model.withStd(), True)
-    model = StandardScalerModel(java_model)
-    model._transfer_params_from_java()  # so getWithMean() and friends read the JVM's values
-    return model.setInputCol(VECTOR_COL).setOutputCol(SCALED_COL)
-
-
-def _pca_model(spark: SparkSession, components: np.ndarray, explained: np.ndarray) -> PCAModel:
-    """A ``PCAModel`` from a ``(d, k)`` component matrix, without fitting.
-
-    Spark has no public constructor for this, so the JVM one is called through py4j; the model
-    then transforms, saves and loads like any fitted ``PCAModel``.
-    """
-    sc = spark.sparkContext
-    rows, cols = components.shape
-    matrix = DenseMatrix(rows, cols, components.ravel(order="F").tolist())
-    java_model = sc._jvm.org.apache.spark.ml.feature.PCAModel(  # type: ignore[union-attr]
+    java_scaler.set(java_scaler.withMean(), True)
+    java_scaler.set(java_scaler.withStd(), True)
+    scaler = StandardScalerModel(java_scaler)
+    scaler._transfer_params_from_java()  # so getWithMean() and friends read the JVM's values
+    rows, cols = reduction.components.shape
+    matrix = DenseMatrix(rows, cols, reduction.components.ravel(order="F").tolist())
+    java_pca = jvm.PCAModel(
         f"PCAModel_{uuid.uuid4().hex[:12]}",
         _py2java(sc, matrix),
-        _py2java(sc, DenseVector(explained.tolist())),
+        _py2java(sc, DenseVector(reduction.explained.tolist())),
     )
-    java_model.set(java_model.k(), cols)  # transform validates k against the matrix width
-    model = PCAModel(java_model)
-    model._transfer_params_from_java()
-    return model.setInputCol(SCALED_COL).setOutputCol(PCA_COL)
+    java_pca.set(java_pca.k(), cols)  # transform validates k against the matrix width
+    pca = PCAModel(java_pca)
+    pca._transfer_params_from_java()
+    return PipelineModel(
+        [
+            scaler.setInputCol(VECTOR_COL).setOutputCol(SCALED_COL),
+            pca.setInputCol(SCALED_COL).setOutputCol(PCA_COL),
+        ]
+    )
 
 
 def inverse_std(std: np.ndarray) -> np.ndarray:
@@ -174,7 +185,7 @@ def feature_moments(features: DataFrame) -> FeatureMoments:
         total = FeatureMoments.empty(dim)
         for batch in batches:
             if batch.num_rows:
-                matrix = to_matrix(batch.column("features"), dim)
+                matrix = to_matrix(batch.column(FEATURES), dim)
                 total = total.combined(partition_moments(matrix))
         yield pa.RecordBatch.from_pydict(
             {"rows": [total.rows], "mean": [total.mean], "scatter": [total.scatter.ravel()]},
@@ -186,7 +197,7 @@ def feature_moments(features: DataFrame) -> FeatureMoments:
 
     partitions = max(1, features.sparkSession.sparkContext.defaultParallelism)
     partials = (
-        features.select("features")
+        features.select(FEATURES)
         .coalesce(partitions)
         .mapInArrow(moments, "rows long, mean array<double>, scatter array<double>")
         .toPandas()
@@ -226,65 +237,59 @@ def fit_reduction(features: DataFrame, target: float, k: int | None = None) -> R
         k: a fixed k (1..1280) that overrides the variance rule.
 
     Returns:
-        The ``Reduction``; its ``model`` (Spark's ``StandardScalerModel`` then ``PCAModel``)
-        maps ``features_vector`` to ``pca_vector`` (k doubles).
+        The ``Reduction``: NumPy mean, std, top-k components and the variance curve.
+        ``export_pipeline_model`` turns it into ``model/``, ``project`` into ``pca/``.
 
     Scaler and PCA come from one pass over ``features``: each task reduces its rows to a mean
-    and a scatter matrix, the driver combines them (``feature_moments``), and both models are
-    built from those numbers. Spark 3.5's ``StandardScaler.fit`` would be a second pass, and
-    its ``PCA.fit`` takes the SVD of the 1280 x 1280 covariance in pure-Java LAPACK, which was
-    slow (13 s) and, on our rank-deficient covariances, returned components that do not match
-    its own explained variances. Only the eigendecomposition (NumPy LAPACK, under a second)
+    and a scatter matrix, and the driver combines them (``feature_moments``). Spark 3.5's
+    ``StandardScaler.fit`` would be a second pass, and its ``PCA.fit`` takes the SVD of the
+    1280 x 1280 covariance in pure-Java LAPACK, which was slow (13 s) and, on our
+    rank-deficient covariances, returned components that do not match its own explained
+    variances. Only the eigendecomposition (NumPy LAPACK, under a second)
     runs on the driver.
 
     Pitfall: Spark's ``PCAModel.transform`` does not centre data; the scaler's
     ``withMean=True`` does, which is what makes the projection a true PCA projection.
     """
-    spark = features.sparkSession
     moments = feature_moments(features)
-    scaler = _scaler_model(spark, moments)
     rows = moments.rows
     components, explained = principal_components(moments.standardised_covariance())
-
     if rows < 2 or not np.all(np.isfinite(explained)):
         # No variance to explain: every direction projects to 0; keep one so k stays valid.
         note = f"the {rows} standardised feature vector(s) have no variance: k = 1, projections 0"
-        pca = _pca_model(spark, components[:, :1], np.zeros(1))
-        return Reduction(PipelineModel([scaler, pca]), 1, None, None, note)
-
+        return Reduction(
+            moments.mean, moments.std, components[:, :1], np.zeros(1), None, None, note
+        )
     chosen = k if k is not None else choose_k(explained, target)
     cumulative = np.cumsum(explained)
-    pca = _pca_model(spark, components[:, :chosen], explained[:chosen])
     return Reduction(
-        model=PipelineModel([scaler, pca]),
-        k=chosen,
+        mean=moments.mean,
+        std=moments.std,
+        components=components[:, :chosen],
+        explained=explained[:chosen],
         cumulative_variance=[float(value) for value in cumulative],
         achieved_variance=float(cumulative[chosen - 1]),
     )
 
 
-def project(model: PipelineModel) -> Callable[[DataFrame], DataFrame]:
+def project(reduction: Reduction) -> Callable[[DataFrame], DataFrame]:
     """Transform: ``(path, label, split, features)`` -> ``(path, label, split, pca_features)``.
 
     ``pca_features`` is array<float>[k]: the features standardised and projected on the top-k
-    components with the numbers of ``model`` (its ``StandardScalerModel`` then ``PCAModel``),
-    so they equal ``model.transform`` (a test checks it). Computed with NumPy matrix products on
-    Arrow batches (``mapInArrow``): Spark's ``PCAModel.transform`` multiplies row by row in
-    pure-Java BLAS, which took 2-4 s for 8,000 images here.
+    components of ``reduction``, the numbers ``model/`` holds, so they equal the exported
+    model's ``transform`` (a test checks it). Computed with NumPy matrix products on Arrow
+    batches (``mapInArrow``): Spark's ``PCAModel.transform`` multiplies row by row in pure-Java
+    BLAS, which took 2-4 s for 8,000 images here.
     """
-    scaler, pca = model.stages
-    mean, scale = scaler.mean.toArray(), inverse_std(scaler.std.toArray())
-    components = pca.pc.toArray()
+    mean, scale, components = reduction.mean, inverse_std(reduction.std), reduction.components
     dim = mean.size
 
     def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            projected = ((to_matrix(batch.column("features"), dim) - mean) * scale) @ components
-            yield keyed_vectors(batch, "pca_features", projected)
+            projected = ((to_matrix(batch.column(FEATURES), dim) - mean) * scale) @ components
+            yield keyed_vectors(batch, PCA_FEATURES, projected)
 
     def transform(df: DataFrame) -> DataFrame:
-        return df.select("path", "label", "split", "features").mapInArrow(
-            apply, "path string, label string, split string, pca_features array<float>"
-        )
+        return df.select(*KEY_COLUMNS, FEATURES).mapInArrow(apply, PCA_SCHEMA)
 
     return transform

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import base64
 import html
-import json
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from fruits_pipeline.errors import ExitCode
+from fruits_pipeline.manifest import SUCCEEDED, Manifest, ProbeSummary
 from fruits_pipeline.storage import is_s3_uri, parse_s3_uri, s3_client
 
 # Every figure is drawn at this size: 800 x 500 pixels.
@@ -73,20 +73,21 @@ def _message(axes: Any, text: str) -> None:
     axes.set_axis_off()
 
 
-def plot_variance(manifest: dict[str, Any], path: Path) -> Path:
-    reduction = manifest.get("reduction") or {"note": "no reduction: the run did not get there"}
+def plot_variance(manifest: Manifest, path: Path) -> Path:
+    reduction = manifest.reduction
     figure, axes = _figure()
     axes.set_title("Cumulative explained variance of the standardised features")
-    curve = reduction.get("cumulative_variance")
-    if not curve:
-        _message(axes, reduction.get("note") or "no variance curve in this run")
+    if reduction is None or not reduction.cumulative_variance:
+        note = reduction.note if reduction else "no reduction: the run did not get there"
+        _message(axes, note or "no variance curve in this run")
         return _save(figure, path)
+    curve = reduction.cumulative_variance
     components = np.arange(1, len(curve) + 1)
-    k, target = reduction["k"], reduction["target_variance"]
+    k, target = reduction.k, reduction.target_variance
     axes.plot(components, curve, color="tab:blue", label="cumulative explained variance")
     axes.axhline(target, color="tab:red", linestyle="--", label=f"target {target:.0%}")
     axes.axvline(k, color="tab:green", linestyle=":", label=f"chosen k = {k}")
-    axes.scatter([k], [reduction["achieved_variance"]], color="tab:green", zorder=3)
+    axes.scatter([k], [reduction.achieved_variance], color="tab:green", zorder=3)
     axes.set_xscale("log")
     axes.set_xlabel("number of principal components (log scale)")
     axes.set_ylabel("share of variance kept")
@@ -116,11 +117,11 @@ def plot_scatter(pca: pd.DataFrame, seed: int, path: Path) -> Path:
     return _save(figure, path)
 
 
-def plot_counts(manifest: dict[str, Any], path: Path) -> Path:
-    per_label = (manifest.get("counts") or {}).get("per_label", {})
+def plot_counts(manifest: Manifest, path: Path) -> Path:
+    per_label = manifest.counts.per_label if manifest.counts else {}
     labels = sorted(per_label)
-    featurized = [per_label[label]["featurized"] for label in labels]
-    errors = [per_label[label]["errors"] for label in labels]
+    featurized = [per_label[label].featurized for label in labels]
+    errors = [per_label[label].errors for label in labels]
     figure, axes = _figure()
     axes.set_title("Images per class")
     if not labels:
@@ -138,15 +139,15 @@ def plot_counts(manifest: dict[str, Any], path: Path) -> Path:
     return _save(figure, path)
 
 
-def plot_confusion(manifest: dict[str, Any], path: Path) -> Path:
-    probe = manifest.get("probe") or {"status": "skipped", "reason": "no probe in this run"}
+def plot_confusion(manifest: Manifest, path: Path) -> Path:
+    probe = manifest.probe or ProbeSummary(status="skipped", reason="no probe in this run")
     figure, axes = _figure()
     axes.set_title("Linear probe: confusion matrix on the test images")
-    if probe.get("status") != "succeeded":
-        _message(axes, f"probe skipped: {probe.get('reason')}")
+    if probe.status != SUCCEEDED or probe.confusion_matrix is None:
+        _message(axes, f"probe skipped: {probe.reason}")
         return _save(figure, path)
-    labels = probe["confusion_matrix"]["labels"]
-    matrix = np.asarray(probe["confusion_matrix"]["matrix"])
+    labels = probe.confusion_matrix["labels"]
+    matrix = np.asarray(probe.confusion_matrix["matrix"])
     image = axes.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=axes, label="test images")
     ticks = np.arange(len(labels))
@@ -194,28 +195,28 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weig
 figure{margin:1.5em 0}img{max-width:100%;border:1px solid #eee}figcaption{color:#555}"""
 
 
-def render_html(manifest: dict[str, Any], figures: dict[str, Path], errors: pd.DataFrame) -> str:
-    counts = manifest.get("counts") or {"files_seen": "?", "featurized": "?", "errors": "?"}
-    reduction = manifest.get("reduction") or {}
-    probe = manifest.get("probe") or {}
+def render_html(manifest: Manifest, figures: dict[str, Path], errors: pd.DataFrame) -> str:
+    counts, reduction, probe = manifest.counts, manifest.reduction, manifest.probe
     accuracy = (
-        f"{probe['accuracy']:.4f} (macro F1 {probe['macro_f1']:.4f}; {probe['split']})"
-        if probe.get("status") == "succeeded"
-        else f"skipped: {probe.get('reason', 'not run')}"
+        f"{probe.accuracy:.4f} (macro F1 {probe.macro_f1:.4f}; {probe.split})"
+        if probe and probe.status == SUCCEEDED
+        else f"skipped: {probe.reason if probe else 'not run'}"
     )
     facts = {
-        "status": manifest["status"] + (f": {manifest['error']}" if manifest.get("error") else ""),
-        "input": manifest["input"],
-        "output": manifest["output"],
-        "images": f"{counts['files_seen']} seen, {counts['featurized']} featurized, "
-        f"{counts['errors']} errors",
-        "k": f"{reduction['k']} components ({reduction['k_rule']}; target "
-        f"{reduction['target_variance']}, kept {reduction['achieved_variance']})"
+        "status": manifest.status + (f": {manifest.error}" if manifest.error else ""),
+        "input": manifest.input,
+        "output": manifest.output,
+        "images": f"{counts.files_seen} seen, {counts.featurized} featurized, "
+        f"{counts.errors} errors"
+        if counts
+        else "not counted",
+        "k": f"{reduction.k} components ({reduction.k_rule}; target "
+        f"{reduction.target_variance}, kept {reduction.achieved_variance})"
         if reduction
         else "not reached",
         "probe accuracy": accuracy,
-        "weights": f"{manifest['weights']['source']} (sha256 {manifest['weights']['sha256']})",
-        "finished": manifest.get("finished_at", ""),
+        "weights": f"{manifest.weights.source} (sha256 {manifest.weights.sha256})",
+        "finished": manifest.finished_at or "",
     }
     captions = {
         "variance": "Cumulative explained variance; the dashed line is the target, the dotted "
@@ -240,7 +241,7 @@ def render_html(manifest: dict[str, Any], figures: dict[str, Path], errors: pd.D
 
 def write_report(run: Path, out: Path, seed: int = 42) -> Path:
     """Draw the figures of the run in ``run`` into ``out``; return the path of report.html."""
-    manifest = json.loads((run / "manifest.json").read_text())
+    manifest = Manifest.loads((run / "manifest.json").read_text())
     pca_dir, errors_dir = run / "pca", run / "errors"
     pca = pd.read_parquet(pca_dir) if pca_dir.is_dir() else pd.DataFrame(columns=["label"])
     errors = pd.read_parquet(errors_dir) if errors_dir.is_dir() else pd.DataFrame()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from fruits_pipeline.schema import KEY_COLUMNS
+
 
 def to_matrix(column: pa.Array, width: int) -> np.ndarray:
     """``list<float>`` with ``width`` values per row (no nulls) -> float64 ``(rows, width)``.
@@ -30,9 +32,6 @@ def to_list_array(matrix: np.ndarray) -> pa.ListArray:
     starts = pa.array(np.arange(rows + 1, dtype=np.int32) * width)
     values = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).ravel())
     return pa.ListArray.from_arrays(starts, values)
-
-
-KEY_COLUMNS = ("path", "label", "split")
 
 
 def keyed_vectors(batch: pa.RecordBatch, name: str, matrix: np.ndarray) -> pa.RecordBatch:

@@ -1,15 +1,16 @@
 """Writing results: Parquet outputs and ``manifest.json``, through Spark's Hadoop filesystem.
 
 Going through Hadoop's ``FileSystem`` (not Python's ``open``) is what makes the same code write
-to a local folder here and to S3 on the cluster (S3A, which EMR 7.10+ serves s3:// with).
+to a local folder here and to S3 (S3A) on the cluster and off it.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+
+from fruits_pipeline.manifest import Manifest
 
 # What a run writes under --output; --overwrite removes exactly these, nothing else.
 MANIFEST = "manifest.json"
@@ -66,10 +67,8 @@ def write_text(spark: SparkSession, uri: str, text: str) -> None:
         stream.close()
 
 
-def write_manifest(spark: SparkSession, output_uri: str, manifest: dict[str, Any]) -> None:
-    write_text(
-        spark, child_uri(output_uri, MANIFEST), json.dumps(manifest, indent=2, ensure_ascii=False)
-    )
+def write_manifest(spark: SparkSession, output_uri: str, manifest: Manifest) -> None:
+    write_text(spark, child_uri(output_uri, MANIFEST), manifest.dumps())
 
 
 def write_parquet(df: DataFrame, uri: str) -> None:

@@ -1,4 +1,5 @@
-"""Issue 4: reduction edge cases give valid k and no NaN, as documented in the README."""
+"""reduction.py: one-pass moments, the NumPy scaler + PCA, k, its edge cases (valid k, no NaN,
+as the README documents), the projection and the exported Spark model."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fruits_pipeline.config import FEATURE_DIM
 from fruits_pipeline.reduction import (
     PCA_COL,
     VECTOR_COL,
+    export_pipeline_model,
     feature_moments,
     fit_reduction,
     principal_components,
@@ -30,7 +32,7 @@ def reduce_and_project(spark, matrix: np.ndarray, target: float = 0.95, k: int |
     features = frame(spark, matrix)
     reduction = fit_reduction(features, target, k)
     projected = np.stack(
-        features.transform(project(reduction.model)).toPandas()["pca_features"].to_numpy()
+        features.transform(project(reduction)).toPandas()["pca_features"].to_numpy()
     )
     return reduction, projected
 
@@ -99,20 +101,24 @@ def test_scaler_built_from_moments_equals_sparks_own_fit(spark) -> None:
 
     matrix = np.random.default_rng(5).random((30, FEATURE_DIM))
     vectors = frame(spark, matrix).withColumn(VECTOR_COL, array_to_vector("features"))
-    ours = fit_reduction(frame(spark, matrix), 0.9).model.stages[0]
+    ours = export_pipeline_model(spark, fit_reduction(frame(spark, matrix), 0.9)).stages[0]
     theirs = StandardScaler(inputCol=VECTOR_COL, withMean=True, withStd=True).fit(vectors)
     np.testing.assert_allclose(ours.mean.toArray(), theirs.mean.toArray(), rtol=1e-12)
     np.testing.assert_allclose(ours.std.toArray(), theirs.std.toArray(), rtol=1e-9)
     assert ours.getWithMean() and ours.getWithStd()
-    assert fit_reduction(frame(spark, matrix), 0.9, k=4).model.stages[1].getK() == 4
+    assert (
+        export_pipeline_model(spark, fit_reduction(frame(spark, matrix), 0.9, k=4)).stages[1].getK()
+        == 4
+    )
 
 
 def test_numpy_projection_equals_the_saved_models_own_transform(spark) -> None:
     matrix = np.random.default_rng(6).random((25, FEATURE_DIM))
     matrix[:, 3] = 1.0  # zero-variance features map to 0 in both
     features = frame(spark, matrix)
-    model = fit_reduction(features, 0.9).model
-    ours = np.stack(features.transform(project(model)).toPandas()["pca_features"].to_numpy())
+    reduction = fit_reduction(features, 0.9)
+    model = export_pipeline_model(spark, reduction)
+    ours = np.stack(features.transform(project(reduction)).toPandas()["pca_features"].to_numpy())
     by_spark = model.transform(features.withColumn(VECTOR_COL, array_to_vector("features")))
     theirs = np.stack(
         by_spark.select(vector_to_array(PCA_COL, "float32").alias("p")).toPandas()["p"].to_numpy()

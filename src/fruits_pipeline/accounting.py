@@ -1,0 +1,186 @@
+"""Accounting: every listed file ends up in ``features/`` or ``errors/``, and the counts prove it.
+
+The listing comes from Spark's file index (``DataFrame.inputFiles``), not from the scan: Spark's
+file scan silently drops zero-byte files, so only the listing is a complete account of the
+input. Both stay in Spark: the listing becomes a one-column DataFrame inside the JVM, what the
+scan skipped is an anti-join, and counts are a ``groupBy``. The driver's Python holds per-label
+counts and the files the scan skipped (zero-byte uploads: rare), never one object per image,
+so its memory does not grow with the input (``benchmarks/accounting.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from fruits_pipeline.errors import NoInputError
+from fruits_pipeline.manifest import Counts, LabelCounts
+from fruits_pipeline.reading import read_images, with_label, with_split
+from fruits_pipeline.schema import (
+    CONTENT,
+    ERROR_KIND,
+    KEY_COLUMNS,
+    LABEL,
+    PATH,
+    RESULT,
+    RESULT_FIELDS,
+)
+
+EMPTY_FILE = "empty_file"
+UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The input, listed: ``images`` to featurize (``path, label, split, content``: lazy, no
+    byte read yet), ``files`` every matching file's ``path`` (as the scan writes paths),
+    ``count`` how many, ``read_partitions`` how many read tasks the scan plans."""
+
+    images: DataFrame
+    files: DataFrame
+    count: int
+    read_partitions: int
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """``counts`` of every listed file; ``skipped`` of them the scan never returned (now rows
+    of the staging with an error)."""
+
+    counts: Counts
+    skipped: int
+
+
+def scan_path(uri: Column) -> Column:
+    """A listing URI written as the scan's ``path`` column writes it.
+
+    ``inputFiles()`` gives ``java.net.URI`` strings: percent-encoded, ``file:///x`` for local
+    files; the scan's ``path`` is Hadoop's ``Path.toString()``: decoded, ``file:/x``. Pitfall:
+    ``url_decode`` is form decoding, which reads ``+`` as a space; a ``+`` in a URI is a
+    literal plus (``Kiwi+Lime``), so it is protected first.
+    """
+    decoded = F.url_decode(F.regexp_replace(uri, r"\+", "%2B"))
+    return F.regexp_replace(decoded, "^file:///", "file:/")
+
+
+def list_input(spark: SparkSession, input_uri: str, split_names: Sequence[str]) -> Listing:
+    """List every JPEG under ``input_uri`` (``reading.IMAGE_GLOB``), reading no image byte.
+
+    Raises:
+        NoInputError: the input does not exist or holds no matching file.
+    """
+    try:
+        images = (
+            read_images(spark, input_uri).transform(with_label).transform(with_split(split_names))
+        )
+        uris = images._jdf.inputFiles()  # a Java String[]: it stays in the JVM
+    except AnalysisException as error:
+        raise NoInputError(f"cannot read input {input_uri}: {error}") from error
+    count = len(uris)
+    if not count:
+        raise NoInputError(
+            f"no file matching *.jpg or *.jpeg (any case) under {input_uri}: nothing to do"
+        )
+    listed = spark._jsparkSession.createDataset(  # type: ignore[union-attr]
+        _java_list(spark, uris),
+        spark.sparkContext._jvm.org.apache.spark.sql.Encoders.STRING(),  # type: ignore[union-attr]
+    ).toDF()  # one column, "value"
+    files = DataFrame(listed, spark).select(scan_path(F.col("value")).alias(PATH))
+    return Listing(
+        images=images.select(*KEY_COLUMNS, CONTENT),
+        files=files,
+        count=count,
+        read_partitions=images.rdd.getNumPartitions(),  # planning only: no file is read
+    )
+
+
+def _java_list(spark: SparkSession, array: Any) -> Any:
+    """A Java ``String[]`` as a ``java.util.List``, in three py4j calls whatever its length.
+
+    py4j does not pass a ``String[]`` where a method takes ``Object...`` (``Arrays.asList``),
+    so the array is first copied, inside the JVM, into an ``Object[]``.
+    """
+    jvm = spark.sparkContext._jvm
+    objects = spark.sparkContext._gateway.new_array(jvm.java.lang.Object, len(array))  # type: ignore[union-attr]
+    jvm.java.lang.System.arraycopy(array, 0, objects, 0, len(array))  # type: ignore[union-attr]
+    return jvm.java.util.Arrays.asList(objects)  # type: ignore[union-attr]
+
+
+def skipped_error(length: int) -> tuple[str, str]:
+    """``(error_kind, error_message)`` for a listed file the scan did not return."""
+    if length == 0:
+        return EMPTY_FILE, "the file is empty (0 bytes); Spark's file scan skips such files"
+    return UNREADABLE, "listed in the input but not returned by the file scan"
+
+
+def skipped_rows(
+    spark: SparkSession,
+    paths: Sequence[str],
+    file_length: Callable[[str], int],
+    split_names: Sequence[str],
+) -> DataFrame:
+    """Error rows shaped like the staging (``schema.STAGED_SCHEMA``) for ``paths`` the scan skipped,
+    each with the kind ``skipped_error`` gives for its current length."""
+    rows = [(path, (None, *skipped_error(file_length(path)))) for path in paths]
+    return (
+        spark.createDataFrame(rows, f"{PATH} string, {RESULT} struct<{RESULT_FIELDS}>")
+        .transform(with_label)
+        .transform(with_split(split_names))
+        .select(*KEY_COLUMNS, RESULT)
+    )
+
+
+def count_by_label(staged: DataFrame) -> dict[str, LabelCounts]:
+    """``{label: LabelCounts}`` of staged rows (featurized: no ``error_kind``), in one job."""
+    featurized = F.col(f"{RESULT}.{ERROR_KIND}").isNull()
+    rows = (
+        staged.groupBy(LABEL)
+        .agg(F.count(F.lit(1)).alias("files_seen"), F.count_if(featurized).alias("featurized"))
+        .collect()
+    )
+    return {
+        row[LABEL]: LabelCounts(row.files_seen, row.featurized, row.files_seen - row.featurized)
+        for row in rows
+    }
+
+
+def account(
+    listing_files: DataFrame,
+    listed_count: int,
+    staging_uri: str,
+    file_length: Callable[[str], int],
+    split_names: Sequence[str],
+) -> Accounting:
+    """Put every listed file the scan skipped into the staging as an error, then count.
+
+    Args:
+        listing_files: ``Listing.files`` (``path``), ``listed_count`` its row count.
+        staging_uri: the featurize stage's Parquet (``STAGED_SCHEMA``); rows are appended.
+        file_length: bytes of the file at a path (``writing.file_length``).
+        split_names: as ``JobConfig.split_names``.
+
+    Raises:
+        RuntimeError: the counts do not add up to the listing: the invariant every output rests
+            on (``files_seen == featurized + errors == listed``) is broken, so nothing may be
+            claimed.
+    """
+    staged = listing_files.sparkSession.read.parquet(staging_uri)
+    skipped = [
+        row[PATH] for row in listing_files.join(staged.select(PATH), PATH, "left_anti").collect()
+    ]
+    spark = listing_files.sparkSession
+    if skipped:
+        skipped_rows(spark, skipped, file_length, split_names).write.mode("append").parquet(
+            staging_uri
+        )
+    counts = Counts.from_per_label(count_by_label(spark.read.parquet(staging_uri)))
+    if counts.files_seen != listed_count:
+        raise RuntimeError(
+            f"accounted for {counts.files_seen} files but {listed_count} were listed"
+        )
+    return Accounting(counts=counts, skipped=len(skipped))

@@ -1,0 +1,185 @@
+"""``manifest.json``: the schema of a run's record, as typed sections, and its JSON form.
+
+The job fills a ``Manifest`` stage by stage and writes it last; the CLI's summary, the report and
+the benchmarks read it back with ``Manifest.from_json``, so a key exists in one place only. The
+JSON layout is the one documented in the README ("Outputs"): sections a run did not reach
+(a failed run has no ``reduction``) are left out, never written as empty.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+
+
+@dataclass(frozen=True)
+class LabelCounts:
+    """Files of one label: ``files_seen == featurized + errors``."""
+
+    files_seen: int
+    featurized: int
+    errors: int
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What became of every listed file, in all and per label (labels sorted)."""
+
+    files_seen: int
+    featurized: int
+    errors: int
+    per_label: dict[str, LabelCounts]
+
+    @classmethod
+    def from_per_label(cls, per_label: dict[str, LabelCounts]) -> Counts:
+        ordered = dict(sorted(per_label.items()))
+        return cls(
+            files_seen=sum(c.files_seen for c in ordered.values()),
+            featurized=sum(c.featurized for c in ordered.values()),
+            errors=sum(c.errors for c in ordered.values()),
+            per_label=ordered,
+        )
+
+    @property
+    def images_per_label(self) -> dict[str, int]:
+        """``{label: featurized}``: the images each label contributes to the features."""
+        return {label: counts.featurized for label, counts in self.per_label.items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Counts:
+        per_label = {label: LabelCounts(**c) for label, c in data["per_label"].items()}
+        return cls(data["files_seen"], data["featurized"], data["errors"], per_label)
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Which weights the model ran with: ``source`` as given (``imagenet``, a path, an s3://
+    URI) and the sha256 of the file read."""
+
+    source: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ResidencyInfo:
+    """The EU guard's verdict: the regions allowed, the region the job ran in (None off AWS,
+    for a local run that touches no bucket) and ``{bucket: region}`` it checked."""
+
+    allowed_regions: list[str]
+    region: str | None
+    buckets: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ReductionSummary:
+    """How k was chosen. ``cumulative_variance[i]`` is the share kept by ``i + 1`` components;
+    it and ``achieved_variance`` are None (with ``note``) when there is no variance at all."""
+
+    k: int
+    k_rule: str
+    target_variance: float
+    achieved_variance: float | None
+    cumulative_variance: list[float] | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class ProbeSummary:
+    """The linear probe (``probe.py``): ``status`` succeeded with its scores, or skipped with
+    the ``reason``. ``confusion_matrix`` is ``{"labels": [...], "matrix": rows true}``."""
+
+    status: str
+    reason: str | None = None
+    split: str | None = None
+    train_images: int | None = None
+    test_images: int | None = None
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    per_class_recall: dict[str, float] | None = None
+    confusion_matrix: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Images per second of the featurize stage and of the whole job after start-up."""
+
+    featurize_images_per_s: float
+    job_seconds_after_startup: float
+    job_images_per_s: float
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One run's record. ``status`` is ``succeeded`` only once every other output is written;
+    ``failed`` comes with ``error``. ``config`` is the ``JobConfig`` as a dict."""
+
+    status: str
+    started_at: str
+    input: str
+    output: str
+    config: dict[str, Any]
+    weights: WeightsInfo
+    read_partitions: int
+    residency: ResidencyInfo
+    versions: dict[str, str]
+    counts: Counts | None = None
+    reduction: ReductionSummary | None = None
+    probe: ProbeSummary | None = None
+    timings_s: dict[str, float] = field(default_factory=dict)
+    throughput: Throughput | None = None
+    outputs: dict[str, str] | None = None
+    finished_at: str | None = None
+    error: str | None = None
+
+    def with_(self, **changes: Any) -> Manifest:
+        """A copy with ``changes`` (the manifest is immutable; stages add sections)."""
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object written to ``manifest.json`` (sections not reached left out)."""
+        data: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value is None:
+                continue
+            if item.name == "probe":
+                value = {k: v for k, v in asdict(value).items() if v is not None}
+            elif hasattr(value, "__dataclass_fields__"):
+                value = asdict(value)
+            data[item.name] = value
+            if item.name == "counts":
+                data["images_per_label"] = self.counts.images_per_label  # type: ignore[union-attr]
+        return data
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        """Read a ``manifest.json`` object back (unknown keys, such as ``images_per_label``,
+        which is derived from ``counts``, are ignored)."""
+        sections: dict[str, Any] = {
+            "weights": WeightsInfo,
+            "residency": ResidencyInfo,
+            "reduction": ReductionSummary,
+            "probe": ProbeSummary,
+            "throughput": Throughput,
+        }
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            if item.name not in data:
+                continue
+            value = data[item.name]
+            if item.name == "counts":
+                value = Counts.from_json(value)
+            elif item.name in sections:
+                value = sections[item.name](**value)
+            values[item.name] = value
+        return cls(**values)
+
+    @classmethod
+    def loads(cls, text: str) -> Manifest:
+        return cls.from_json(json.loads(text))

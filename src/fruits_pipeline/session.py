@@ -1,0 +1,83 @@
+"""The SparkSession for a run: built at the edge (``cli.py``) and handed to ``job.run_job``."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+from fruits_pipeline.config import FILE_OPEN_COST_BYTES, MAX_PARTITION_BYTES, JobConfig
+from fruits_pipeline.errors import UsageError
+from fruits_pipeline.model import TENSORFLOW_ENV
+from fruits_pipeline.s3a import find_jars, s3_endpoint, s3a_settings
+from fruits_pipeline.storage import is_s3_uri
+
+# Local runs share their cores between the JVM and the model. The JVM's work here is light
+# (read files, write Parquet), but its C2 JIT compiler took 15 % of a core during featurize;
+# the C1 compiler alone compiles cheaply and is plenty for this work (README, Performance).
+LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
+
+
+def launched_by_spark_submit() -> bool:
+    # spark-submit starts the JVM first and hands Python its gateway through this variable.
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def session_settings(config: JobConfig) -> dict[str, str]:
+    """The job's Spark settings (the same as conf/emr-configurations.json's, a test checks)."""
+    return {
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(config.arrow_batch_size),
+        "spark.python.worker.reuse": "true",
+        "spark.speculation": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL": TENSORFLOW_ENV["TF_CPP_MIN_LOG_LEVEL"],
+        "spark.executorEnv.TF_CPU_ALLOCATOR_USE_BFC": TENSORFLOW_ENV["TF_CPU_ALLOCATOR_USE_BFC"],
+        "spark.log.level": "WARN",
+        "spark.sql.files.openCostInBytes": str(FILE_OPEN_COST_BYTES),
+        "spark.sql.files.maxPartitionBytes": str(MAX_PARTITION_BYTES),
+        # toPandas() of the partial scatter matrices (13 MB each, reduction.py) goes through Arrow.
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+    }
+
+
+def build_session(config: JobConfig, bucket_regions: dict[str, str]) -> SparkSession:
+    """The SparkSession for a run. ``--master`` wins; else spark-submit's; else ``local[*]``.
+
+    A Spark started from here (not by spark-submit) has no S3 connector: when the input or the
+    output is on S3 it gets S3A (``s3a.s3a_settings``), the buckets at their own regions.
+
+    Raises:
+        UsageError: a session is already running in this process with another master than
+            ``--master``: ``getOrCreate`` would silently keep the running one.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        running = active.sparkContext.master
+        if config.master and config.master != running:
+            raise UsageError(
+                f"a Spark session with master {running} is already running in this process; "
+                f"--master {config.master} cannot apply to it"
+            )
+        for key, value in session_settings(config).items():
+            if key.startswith("spark.sql."):  # the runtime settings a running session takes
+                active.conf.set(key, value)
+        return active
+    builder = SparkSession.builder.appName("fruits-pipeline")
+    for key, value in session_settings(config).items():
+        builder = builder.config(key, value)
+    master = config.master or (None if launched_by_spark_submit() else "local[*]")
+    if master:
+        builder = builder.master(master)
+    if master and master.startswith("local") and not launched_by_spark_submit():
+        # Workers must run this interpreter (the one with the engine and this package), not the
+        # python3 on PATH. When Python starts the JVM, PySpark 3.5 takes the workers' Python
+        # from PYSPARK_PYTHON only (the spark.pyspark.python conf is read by spark-submit).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.config("spark.driver.extraJavaOptions", LOCAL_JVM_OPTIONS)
+    if not launched_by_spark_submit() and any(
+        is_s3_uri(uri) for uri in (config.input_uri, config.output_uri)
+    ):
+        for key, value in s3a_settings(find_jars(), bucket_regions, s3_endpoint()).items():
+            builder = builder.config(key, value)
+    return builder.getOrCreate()
