@@ -19,7 +19,7 @@ from fruits_pipeline.featurize import featurize_images, make_featurize_udf, succ
 from fruits_pipeline.model import load_weights, preprocess
 from tests import hostile
 from tests.conftest import SAMPLE, SHARED_SAMPLE, WEIGHTS
-from tests.test_sample_run import direct_keras_features
+from tests.e2e.test_sample_run import direct_keras_features
 
 
 def real_photos(per_label: int = 2) -> list[Path]:
