@@ -90,7 +90,7 @@ log "downloading $SDIST_PACKAGE from PyPI (about 180 MB, once)"
 
 members=()
 while read -r name _; do members+=("sagemaker_pyspark-1.4.5/deps/jars/$name"); done <<<"$JARS"
-tar -xzf "$work/$SDIST_NAME" -C "$work" "${members[@]}" || die "the jars are missing from $SDIST_NAME" 1
+tar -xzf "$work/$SDIST_NAME" -C "$work" ${members[@]+"${members[@]}"} || die "the jars are missing from $SDIST_NAME" 1
 mkdir -p "$DIR"
 while read -r name expected; do
   actual=$(sha256 "$work/sagemaker_pyspark-1.4.5/deps/jars/$name")
