@@ -29,7 +29,7 @@ SKIPPED = 3  # listed files the scan "did not return": zero-byte uploads
 CHILD = r"""
 import json, sys, time
 from pyspark.sql import SparkSession, functions as F
-from fruits_pipeline.accounting import account
+from fruits_pipeline.accounting import add_skipped, count_outcomes
 from fruits_pipeline.schema import SPLIT_NAMES
 
 def peak_mb():
@@ -40,27 +40,29 @@ rows, approach, work = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
          .config("spark.driver.memory", "4g").config("spark.log.level", "ERROR").getOrCreate())
 ids = spark.range(rows + SKIPPED_FILES)
-path = F.format_string("file:/bench/%s/label %d/%d.jpg",
-                       F.when(F.col("id") % 4 == 0, "Test").otherwise("Training"),
-                       F.col("id") % 131, F.col("id"))
-listed = ids.select(path.alias("path"))
+split = F.when(F.col("id") % 4 == 0, "Test").otherwise("Training")
+path = F.format_string("file:/bench/%s/label %d/%d.jpg", split, F.col("id") % 131, F.col("id"))
+keys = [path.alias("path"), F.format_string("label %d", F.col("id") % 131).alias("label"),
+        split.alias("split")]
 failed = F.col("id") % 97 == 0
-result = F.struct(F.when(~failed, F.lit(b"\x00" * 16)).alias("packed_features"),
-                  F.when(failed, F.lit("corrupt")).alias("error_kind"),
-                  F.when(failed, F.lit("synthetic")).alias("error_message"))
-staged = (ids.where(F.col("id") < rows)
-          .select(path.alias("path"), F.format_string("label %d", F.col("id") % 131).alias("label"),
-                  F.when(F.col("id") % 4 == 0, "Test").otherwise("Training").alias("split"),
-                  result.alias("result")))
+staged = ids.where(F.col("id") < rows).select(*keys, F.struct(
+    F.when(~failed, F.lit(b"\x00" * 16)).alias("packed_features"),
+    F.when(failed, F.lit("corrupt")).alias("error_kind"),
+    F.when(failed, F.lit("synthetic")).alias("error_message")).alias("result"))
 staged.write.mode("overwrite").parquet(work + "/staging")
-listed.write.mode("overwrite").parquet(work + "/listed")
+ids.select(path.alias("path")).write.mode("overwrite").parquet(work + "/listed")
+ids.where((F.col("id") < rows) & ~failed).select(*keys, F.array(F.lit(0.5)).alias("features")
+    ).write.mode("overwrite").parquet(work + "/features")
+ids.where((F.col("id") < rows) & failed).select(*keys, F.lit("corrupt").alias("error_kind"),
+    F.lit("synthetic").alias("error_message")).write.mode("overwrite").parquet(work + "/errors")
 listed = spark.read.parquet(work + "/listed")
 before = peak_mb()
 start = time.perf_counter()
-if approach == "spark":
-    staging = work + "/staging"
-    accounted = account(listed, rows + SKIPPED_FILES, staging, lambda p: 0, SPLIT_NAMES)
-    seen = accounted.counts.files_seen
+if approach == "spark":  # the accounting stage: skipped files, then per-label counts
+    staging = spark.read.parquet(work + "/staging")
+    add_skipped(listed, staging.select("path"), work + "/staging", lambda p: 0, SPLIT_NAMES)
+    features, errors = spark.read.parquet(work + "/features"), spark.read.parquet(work + "/errors")
+    seen = count_outcomes(features, errors, rows, model_runs=rows).files_seen + SKIPPED_FILES
 else:  # the previous design: one Python tuple per staged row on the driver
     collected = [(r.path, r.label, r.result.error_kind is None)
                  for r in spark.read.parquet(work + "/staging").collect()]

@@ -12,8 +12,8 @@ from pyspark.sql import functions as F
 from fruits_pipeline.accounting import (
     EMPTY_FILE,
     UNREADABLE,
-    account,
-    count_by_label,
+    add_skipped,
+    count_outcomes,
     list_input,
     scan_path,
     skipped_error,
@@ -21,7 +21,7 @@ from fruits_pipeline.accounting import (
 from fruits_pipeline.errors import NoInputError
 from fruits_pipeline.manifest import LabelCounts
 from fruits_pipeline.reading import with_label
-from fruits_pipeline.schema import SPLIT_NAMES, STAGED_SCHEMA
+from fruits_pipeline.schema import ERRORS_SCHEMA, FEATURES_SCHEMA, SPLIT_NAMES, STAGED_SCHEMA
 from tests.conftest import SAMPLE
 
 PHOTO = next(SAMPLE.rglob("*.jpg"))
@@ -60,38 +60,59 @@ def staged_frame(spark, rows: list[tuple[str, str | None]]):
     return spark.createDataFrame(data, STAGED_SCHEMA).transform(with_label)
 
 
-def test_count_by_label_in_one_job(spark) -> None:
-    staged = staged_frame(spark, [("file:/A/1.jpg", None), ("file:/B/2.jpg", "corrupt"),
-                                  ("file:/B/3.jpg", None)])  # fmt: skip
-    assert count_by_label(staged) == {"A": LabelCounts(1, 1, 0), "B": LabelCounts(2, 1, 1)}
+def outcomes(spark, features: list[str], errors: list[str]):
+    keyed = [(p, p.split("/")[-2], None) for p in features]
+    return (
+        spark.createDataFrame([(*k, [0.5]) for k in keyed], FEATURES_SCHEMA),
+        spark.createDataFrame([(p, p.split("/")[-2], None, "corrupt", "why") for p in errors],
+                              ERRORS_SCHEMA),
+    )  # fmt: skip
 
 
-def test_skipped_files_become_errors_by_their_length_and_counts_add_up(
-    spark, tmp_path: Path
-) -> None:
+def test_counts_per_label_from_what_was_written(spark) -> None:
+    features, errors = outcomes(spark, ["f:/A/1.jpg", "f:/B/3.jpg"], ["f:/B/2.jpg"])
+    counts = count_outcomes(features, errors, listed_count=3, model_runs=3)
+    assert counts.per_label == {"A": LabelCounts(1, 1, 0), "B": LabelCounts(2, 1, 1)}
+    assert (counts.files_seen, counts.featurized, counts.errors) == (3, 2, 1)
+    assert counts.reused is None and counts.model_runs == 3
+
+
+def test_incremental_counts_split_reused_new_and_removed(spark) -> None:
+    features, errors = outcomes(spark, ["f:/A/1.jpg", "f:/A/2.jpg"], ["f:/B/3.jpg"])
+    reused = spark.createDataFrame([("f:/A/1.jpg",), ("f:/B/3.jpg",)], "path string")
+    removed = spark.createDataFrame([("f:/C/9.jpg", "C")], "path string, label string")
+    counts = count_outcomes(features, errors, 3, reused=reused, removed=removed, model_runs=1)
+    assert counts.per_label == {
+        "A": LabelCounts(2, 2, 0, reused=1, featurized_new=1, removed=0),
+        "B": LabelCounts(1, 0, 1, reused=1, featurized_new=0, removed=0),
+        "C": LabelCounts(0, 0, 0, reused=0, featurized_new=0, removed=1),
+    }
+    assert (counts.reused, counts.featurized_new, counts.removed) == (2, 1, 1)
+
+
+def test_skipped_files_become_errors_by_their_length(spark, tmp_path: Path) -> None:
     staging = str(tmp_path / "staging")
     staged_frame(spark, [("file:/in/Training/kiwi/1.jpg", None)]).write.parquet(staging)
     listed = spark.createDataFrame(
         [("file:/in/Training/kiwi/1.jpg",), ("file:/in/Training/kiwi/empty.jpg",),
-         ("file:/in/Test/fig/gone.jpg",)], "path string",
+         ("file:/in/Test/fig/gone.jpg",), ("file:/in/Test/fig/reused.jpg",)], "path string",
     )  # fmt: skip
+    accounted = (
+        spark.read.parquet(staging)
+        .select("path")
+        .unionByName(spark.createDataFrame([("file:/in/Test/fig/reused.jpg",)], "path string"))
+    )
     lengths = {"file:/in/Training/kiwi/empty.jpg": 0, "file:/in/Test/fig/gone.jpg": 812}
-    result = account(listed, 3, staging, lengths.__getitem__, SPLIT_NAMES)
-    assert result.skipped == 2
-    assert result.counts.per_label == {"fig": LabelCounts(1, 0, 1), "kiwi": LabelCounts(2, 1, 1)}
-    errors = {r.path: (r.split, r.result.error_kind) for r in spark.read.parquet(staging).collect()
-              if r.result.error_kind}  # fmt: skip
-    assert errors == {"file:/in/Training/kiwi/empty.jpg": ("Training", EMPTY_FILE),
-                      "file:/in/Test/fig/gone.jpg": ("Test", UNREADABLE)}  # fmt: skip
+    assert add_skipped(listed, accounted, staging, lengths.__getitem__, SPLIT_NAMES) == 2
+    errors = {r.path: (r.label, r.split, r.result.error_kind)
+              for r in spark.read.parquet(staging).collect() if r.result.error_kind}  # fmt: skip
+    assert errors == {"file:/in/Training/kiwi/empty.jpg": ("kiwi", "Training", EMPTY_FILE),
+                      "file:/in/Test/fig/gone.jpg": ("fig", "Test", UNREADABLE)}  # fmt: skip
     assert skipped_error(0)[0] == EMPTY_FILE and skipped_error(1)[0] == UNREADABLE
 
 
-def test_counts_that_do_not_match_the_listing_stop_the_run(spark, tmp_path: Path) -> None:
-    staging = str(tmp_path / "staging")
+def test_counts_that_do_not_match_the_listing_stop_the_run(spark) -> None:
     # A retried task that left its rows twice: more rows than files listed.
-    staged_frame(spark, [("file:/in/a/1.jpg", None), ("file:/in/a/1.jpg", None)]).write.parquet(
-        staging
-    )
-    listed = spark.createDataFrame([("file:/in/a/1.jpg",)], "path string")
+    features, errors = outcomes(spark, ["f:/A/1.jpg", "f:/A/1.jpg"], [])
     with pytest.raises(RuntimeError, match="accounted for 2 files but 1 were listed"):
-        account(listed, 1, staging, lambda _: 1, SPLIT_NAMES)
+        count_outcomes(features, errors, listed_count=1)

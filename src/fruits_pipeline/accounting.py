@@ -23,7 +23,7 @@ from fruits_pipeline.manifest import Counts, LabelCounts
 from fruits_pipeline.reading import read_images, with_label, with_split
 from fruits_pipeline.schema import (
     CONTENT,
-    ERROR_KIND,
+    FILE_IDENTITY,
     KEY_COLUMNS,
     LABEL,
     PATH,
@@ -39,21 +39,14 @@ UNREADABLE = "unreadable"
 class Listing:
     """The input, listed: ``images`` to featurize (``path, label, split, content``: lazy, no
     byte read yet), ``files`` every matching file's ``path`` (as the scan writes paths),
-    ``count`` how many, ``read_partitions`` how many read tasks the scan plans."""
+    ``count`` how many, ``read_partitions`` how many read tasks the scan plans, ``scanned``
+    each scanned file's identity (``schema.FILE_IDENTITY``: zero-byte files are not scanned)."""
 
     images: DataFrame
     files: DataFrame
+    scanned: DataFrame
     count: int
     read_partitions: int
-
-
-@dataclass(frozen=True)
-class Accounting:
-    """``counts`` of every listed file; ``skipped`` of them the scan never returned (now rows
-    of the staging with an error)."""
-
-    counts: Counts
-    skipped: int
 
 
 def scan_path(uri: Column) -> Column:
@@ -94,6 +87,7 @@ def list_input(spark: SparkSession, input_uri: str, split_names: Sequence[str]) 
     return Listing(
         images=images.select(*KEY_COLUMNS, CONTENT),
         files=files,
+        scanned=images.select(*FILE_IDENTITY),
         count=count,
         read_partitions=images.rdd.getNumPartitions(),  # planning only: no file is read
     )
@@ -135,52 +129,91 @@ def skipped_rows(
     )
 
 
-def count_by_label(staged: DataFrame) -> dict[str, LabelCounts]:
-    """``{label: LabelCounts}`` of staged rows (featurized: no ``error_kind``), in one job."""
-    featurized = F.col(f"{RESULT}.{ERROR_KIND}").isNull()
-    rows = (
-        staged.groupBy(LABEL)
-        .agg(F.count(F.lit(1)).alias("files_seen"), F.count_if(featurized).alias("featurized"))
-        .collect()
-    )
-    return {
-        row[LABEL]: LabelCounts(row.files_seen, row.featurized, row.files_seen - row.featurized)
-        for row in rows
-    }
-
-
-def account(
+def add_skipped(
     listing_files: DataFrame,
-    listed_count: int,
+    accounted: DataFrame,
     staging_uri: str,
     file_length: Callable[[str], int],
     split_names: Sequence[str],
-) -> Accounting:
-    """Put every listed file the scan skipped into the staging as an error, then count.
+) -> int:
+    """Append to the staging an error row for every listed file not in ``accounted``.
 
     Args:
-        listing_files: ``Listing.files`` (``path``), ``listed_count`` its row count.
-        staging_uri: the featurize stage's Parquet (``STAGED_SCHEMA``); rows are appended.
+        listing_files: ``Listing.files`` (``path``).
+        accounted: ``path`` of every file with an outcome already: the staging's rows, and an
+            incremental run's reused files.
+        staging_uri: the featurize stage's Parquet (``schema.STAGED_SCHEMA``).
         file_length: bytes of the file at a path (``writing.file_length``).
         split_names: as ``JobConfig.split_names``.
+
+    Returns how many were added: the files the scan skipped (zero-byte uploads, in practice).
+    """
+    skipped = [row[PATH] for row in listing_files.join(accounted, PATH, "left_anti").collect()]
+    if skipped:
+        spark = listing_files.sparkSession
+        rows = skipped_rows(spark, skipped, file_length, split_names)
+        rows.write.mode("append").parquet(staging_uri)
+    return len(skipped)
+
+
+def count_outcomes(
+    features: DataFrame,
+    errors: DataFrame,
+    listed_count: int,
+    reused: DataFrame | None = None,
+    removed: DataFrame | None = None,
+    model_runs: int | None = None,
+) -> Counts:
+    """Per-label counts of what was written, in one Spark job, checked against the listing.
+
+    Args:
+        features, errors: the run's ``features/`` and ``errors/`` (``path``, ``label``, ...).
+        listed_count: how many files the listing found.
+        reused: ``path`` of the files an incremental run carried over (None: a full run).
+        removed: ``path, label`` of the previous run's files no longer listed.
+        model_runs: rows the featurize UDF received (``Counts.model_runs``).
 
     Raises:
         RuntimeError: the counts do not add up to the listing: the invariant every output rests
             on (``files_seen == featurized + errors == listed``) is broken, so nothing may be
             claimed.
     """
-    staged = listing_files.sparkSession.read.parquet(staging_uri)
-    skipped = [
-        row[PATH] for row in listing_files.join(staged.select(PATH), PATH, "left_anti").collect()
-    ]
-    spark = listing_files.sparkSession
-    if skipped:
-        skipped_rows(spark, skipped, file_length, split_names).write.mode("append").parquet(
-            staging_uri
+    ok, carried = F.col("ok"), F.col("reused")
+    outcomes = features.select(PATH, LABEL, F.lit(True).alias("ok")).unionByName(
+        errors.select(PATH, LABEL, F.lit(False).alias("ok"))
+    )
+    if reused is not None:
+        outcomes = outcomes.join(reused.withColumn("reused", F.lit(True)), PATH, "left")
+    else:
+        outcomes = outcomes.withColumn("reused", F.lit(None).cast("boolean"))
+    rows = (
+        outcomes.groupBy(LABEL)
+        .agg(
+            F.count(F.lit(1)).alias("files_seen"),
+            F.count_if(ok).alias("featurized"),
+            F.count_if(carried).alias("reused"),
+            F.count_if(ok & carried.isNull()).alias("featurized_new"),
         )
-    counts = Counts.from_per_label(count_by_label(spark.read.parquet(staging_uri)))
+        .collect()
+    )
+    gone = {}
+    if removed is not None:
+        gone = {r[LABEL]: r["count"] for r in removed.groupBy(LABEL).count().collect()}
+    incremental = reused is not None
+    per_label = {
+        row[LABEL]: LabelCounts(
+            row.files_seen,
+            row.featurized,
+            row.files_seen - row.featurized,
+            *((row.reused, row.featurized_new, gone.get(row[LABEL], 0)) if incremental else ()),
+        )
+        for row in rows
+    }
+    for label, count in gone.items():
+        per_label.setdefault(label, LabelCounts(0, 0, 0, 0, 0, count))
+    counts = Counts.from_per_label(per_label, model_runs)
     if counts.files_seen != listed_count:
         raise RuntimeError(
             f"accounted for {counts.files_seen} files but {listed_count} were listed"
         )
-    return Accounting(counts=counts, skipped=len(skipped))
+    return counts

@@ -34,7 +34,21 @@ outputs under --output:
                  sha256, versions;
                  written last, "status": "succeeded" only when everything else was written
 
-also: fruits-pipeline report RUN   writes report.html for a finished run (see report --help)"""
+also: fruits-pipeline project --model RUN ...   new images through RUN's scaler + PCA
+      fruits-pipeline report RUN                 writes report.html for a finished run"""
+
+PROJECT_DESCRIPTION = """\
+Project new photos with a finished run's reduction, no refit: every *.jpg / *.jpeg below
+--input is labelled by its parent folder, featurized with the weights RUN used (checked by
+sha256, else exit 7), and projected with RUN's fitted StandardScaler + PCA (RUN/model).
+
+outputs under --output: features/, errors/, pca/ (k of RUN), inventory/ and manifest.json
+(which names RUN, its k and the weights' sha256); no model/ (it is RUN's)."""
+
+PROJECT_EXAMPLES = """examples:
+  fruits-pipeline project --model s3://my-eu-bucket/runs/2026-11-21/ \\
+      --input s3://my-eu-bucket/uploads/2026-11-22/ --output s3://my-eu-bucket/scored/2026-11-22/ \\
+      --weights s3://my-eu-bucket/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"""
 
 EXAMPLES = """examples:
   fruits-pipeline --input sample/fruits-360 --output runs/sample \\
@@ -82,16 +96,34 @@ def _int_between(low: int, high: int) -> Any:
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(project: bool = False) -> argparse.ArgumentParser:
+    """The job's parser; ``project``: ``fruits-pipeline project``'s (``--model`` instead of the
+    reduction and incremental options)."""
     defaults = JobConfig(input_uri="", output_uri="")
     parser = argparse.ArgumentParser(
-        prog="fruits-pipeline",
-        description=DESCRIPTION,
-        epilog=EXAMPLES + "\n\n" + EXIT_CODE_HELP,
+        prog="fruits-pipeline project" if project else "fruits-pipeline",
+        description=PROJECT_DESCRIPTION if project else DESCRIPTION,
+        epilog=(PROJECT_EXAMPLES if project else EXAMPLES) + "\n\n" + EXIT_CODE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     io = parser.add_argument_group("input and output")
+    if project:
+        io.add_argument(
+            "--model",
+            required=True,
+            help="a succeeded run (its --output) whose scaler + PCA project the new images; "
+            "its weights must be the ones loaded here (else exit 7)",
+        )
+    else:
+        io.add_argument(
+            "--incremental-from",
+            default=None,
+            metavar="PREVIOUS_RUN",
+            help="a succeeded run to build on: images with the same path, length and "
+            "modification time reuse its features (or its error); only new and changed images "
+            "run the model; scaler + PCA are refitted on all (exit 3 if it cannot be reused)",
+        )
     io.add_argument(
         "--input", required=True, help="folder of images: s3://, file:// or a local path"
     )
@@ -136,20 +168,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.batch_size,
         help="images per model call inside a task (default: %(default)s)",
     )
-    reduce = parser.add_argument_group("reduction")
-    reduce.add_argument(
-        "--variance",
-        type=_variance,
-        default=defaults.variance,
-        help="share of explained variance to keep; k is the smallest that reaches it "
-        "(default: %(default)s)",
-    )
-    reduce.add_argument(
-        "--k",
-        type=_int_between(1, FEATURE_DIM),
-        default=None,
-        help=f"fixed number of components (1..{FEATURE_DIM}), overrides --variance",
-    )
+    if not project:  # a projection uses the --model run's reduction as it is
+        reduce = parser.add_argument_group("reduction")
+        reduce.add_argument(
+            "--variance",
+            type=_variance,
+            default=defaults.variance,
+            help="share of explained variance to keep; k is the smallest that reaches it "
+            "(default: %(default)s)",
+        )
+        reduce.add_argument(
+            "--k",
+            type=_int_between(1, FEATURE_DIM),
+            default=None,
+            help=f"fixed number of components (1..{FEATURE_DIM}), overrides --variance",
+        )
     quality = parser.add_argument_group("bad input")
     quality.add_argument(
         "--max-error-fraction",
@@ -199,14 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_job_args(argv: Sequence[str]) -> JobConfig:
+def parse_job_args(argv: Sequence[str], project: bool = False) -> JobConfig:
     """Parse the job's arguments into a ``JobConfig`` (argparse exits 2 on bad arguments)."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(project).parse_args(argv)
     return JobConfig(
+        model_run=to_uri(args.model) if project else None,
+        incremental_from=None
+        if project or args.incremental_from is None
+        else to_uri(args.incremental_from),
         input_uri=to_uri(args.input),
         output_uri=to_uri(args.output),
-        variance=args.variance,
-        k=args.k,
+        variance=getattr(args, "variance", JobConfig.variance),
+        k=getattr(args, "k", None),
         weights=args.weights,
         weights_sha256=args.weights_sha256,
         engine=args.engine,
@@ -244,8 +281,8 @@ def summary_lines(manifest: Manifest) -> list[str]:
     return lines
 
 
-def run(argv: Sequence[str]) -> int:
-    config = parse_job_args(argv)
+def run(argv: Sequence[str], project: bool = False) -> int:
+    config = parse_job_args(argv, project)
     progress = Progress()
     # Spark and the model load only for a real run, not for --help.
     from fruits_pipeline.job import run_job
@@ -265,10 +302,13 @@ def run(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console-script entry: dispatch to ``report`` or run the job; return the exit code."""
+    """Console-script entry: dispatch to ``report``, ``project`` or run the job; return the
+    exit code."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["report"]:
         from fruits_pipeline.report import main as report_main
 
         return report_main(arguments[1:])
+    if arguments[:1] == ["project"]:
+        return run(arguments[1:], project=True)
     return run(arguments)

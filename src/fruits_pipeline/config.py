@@ -67,5 +67,11 @@ class JobConfig:
     # Rows per Arrow batch handed to the UDF: bounds a worker's memory (bytes of up to this many
     # files at once) while keeping model batches full.
     arrow_batch_size: int = 256
+    # A previous succeeded run whose features and errors are reused for unchanged images (same
+    # path, length and modification time), so only new and changed images run the model.
+    incremental_from: str | None = None
+    # ``fruits-pipeline project``: a finished run whose fitted scaler + PCA (model/) projects the
+    # new images, with no refit; its weights must be the ones this run loads.
+    model_run: str | None = None
     # Grandparent folder names recognised as the dataset split; anything else gives split = null.
     split_names: tuple[str, ...] = field(default=SPLIT_NAMES)

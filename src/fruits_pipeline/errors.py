@@ -16,7 +16,7 @@ class ExitCode(IntEnum):
     OK = 0
     FAILURE = 1  # anything unexpected: a bug, a lost executor, a storage error
     USAGE = 2  # bad arguments (argparse uses 2 as well)
-    NO_INPUT = 3  # the input holds no file matching the image glob
+    NO_INPUT = 3  # no file matches the image glob, or --incremental-from cannot be reused
     TOO_MANY_BAD_IMAGES = 4  # errors/ and the manifest are written, then the run fails
     RESIDENCY = 5  # a bucket or region outside the allowed EU regions
     OUTPUT_EXISTS = 6  # the output already holds a run and --overwrite was not given
@@ -27,7 +27,8 @@ EXIT_CODE_HELP = """exit codes:
   0  success
   1  unexpected failure (the manifest, if written, says "status": "failed")
   2  bad arguments
-  3  no input: nothing matches *.jpg / *.jpeg under --input
+  3  no input: nothing matches *.jpg / *.jpeg under --input, or --incremental-from
+     cannot be reused (not succeeded, other weights, image size or engine)
   4  too many bad images (above --max-error-fraction); errors/ and manifest.json are written
   5  residency refused: a bucket or region outside --allowed-regions (EU only)
   6  the output already holds a run and --overwrite was not given

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pyspark import Accumulator
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
@@ -110,7 +111,10 @@ def worker_predictor(key: str, factory: Callable[[], Predictor]) -> Predictor:
 
 
 def make_featurize_udf(
-    factory: Callable[[], Predictor], image_size: int, batch_size: int
+    factory: Callable[[], Predictor],
+    image_size: int,
+    batch_size: int,
+    rows_seen: Accumulator[int] | None = None,
 ) -> Callable[[Column], Column]:
     """Build the scalar-iterator pandas UDF: ``binary -> struct<packed_features, error_kind,
     error_message>``.
@@ -121,6 +125,8 @@ def make_featurize_udf(
             It carries the engine's broadcast; executors never download anything.
         image_size: the model's input side ``s`` in pixels.
         batch_size: most images per model call.
+        rows_seen: a Spark accumulator the UDF adds its rows to: how many images were sent to
+            the model, counted where it runs (a retried task counts its rows again).
 
     The Arrow batch size (rows per ``pd.Series``) is Spark's
     ``spark.sql.execution.arrow.maxRecordsPerBatch``. Pitfall: the factory is keyed by this
@@ -133,6 +139,8 @@ def make_featurize_udf(
     def featurize(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         predict = worker_predictor(key, factory)
         for contents in batches:
+            if rows_seen is not None:
+                rows_seen.add(len(contents))
             yield featurize_series(contents, predict, image_size, batch_size)
 
     return featurize

@@ -15,32 +15,64 @@ from typing import Any
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 
 
+def _without_none(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without its None values, nested dicts included (fields a run does not have)."""
+    return {
+        k: _without_none(v) if isinstance(v, dict) else v for k, v in data.items() if v is not None
+    }
+
+
 @dataclass(frozen=True)
 class LabelCounts:
-    """Files of one label: ``files_seen == featurized + errors``."""
+    """Files of one label: ``files_seen == featurized + errors``. Incremental runs add
+    ``reused`` (outcomes carried over from the previous run), ``featurized_new`` (featurized
+    this run) and ``removed`` (the previous run's files no longer listed); None otherwise."""
 
     files_seen: int
     featurized: int
     errors: int
+    reused: int | None = None
+    featurized_new: int | None = None
+    removed: int | None = None
 
 
 @dataclass(frozen=True)
 class Counts:
-    """What became of every listed file, in all and per label (labels sorted)."""
+    """What became of every listed file, in all and per label (labels sorted).
+
+    ``model_runs``: rows the featurize UDF received this run (each runs the model unless its
+    bytes do not decode), counted in the UDF itself. The incremental fields as in
+    ``LabelCounts``.
+    """
 
     files_seen: int
     featurized: int
     errors: int
     per_label: dict[str, LabelCounts]
+    reused: int | None = None
+    featurized_new: int | None = None
+    removed: int | None = None
+    model_runs: int | None = None
 
     @classmethod
-    def from_per_label(cls, per_label: dict[str, LabelCounts]) -> Counts:
+    def from_per_label(
+        cls, per_label: dict[str, LabelCounts], model_runs: int | None = None
+    ) -> Counts:
         ordered = dict(sorted(per_label.items()))
+
+        def total(name: str) -> int | None:
+            values = [getattr(c, name) for c in ordered.values()]
+            return None if any(v is None for v in values) else sum(values)
+
         return cls(
             files_seen=sum(c.files_seen for c in ordered.values()),
             featurized=sum(c.featurized for c in ordered.values()),
             errors=sum(c.errors for c in ordered.values()),
             per_label=ordered,
+            reused=total("reused"),
+            featurized_new=total("featurized_new"),
+            removed=total("removed"),
+            model_runs=model_runs,
         )
 
     @property
@@ -51,7 +83,7 @@ class Counts:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Counts:
         per_label = {label: LabelCounts(**c) for label, c in data["per_label"].items()}
-        return cls(data["files_seen"], data["featurized"], data["errors"], per_label)
+        return cls(**{**data, "per_label": per_label})
 
 
 @dataclass(frozen=True)
@@ -103,6 +135,16 @@ class ProbeSummary:
 
 
 @dataclass(frozen=True)
+class ModelRunInfo:
+    """``project``'s source of scaler + PCA: the run, its k, and the sha256 of the weights its
+    features were made with (equal to this run's, or the run was refused)."""
+
+    run: str
+    k: int
+    weights_sha256: str
+
+
+@dataclass(frozen=True)
 class Throughput:
     """Images per second of the featurize stage and of the whole job after start-up."""
 
@@ -125,6 +167,8 @@ class Manifest:
     read_partitions: int
     residency: ResidencyInfo
     versions: dict[str, str]
+    incremental_from: str | None = None
+    model_run: ModelRunInfo | None = None
     counts: Counts | None = None
     reduction: ReductionSummary | None = None
     probe: ProbeSummary | None = None
@@ -145,8 +189,8 @@ class Manifest:
             value = getattr(self, item.name)
             if value is None:
                 continue
-            if item.name == "probe":
-                value = {k: v for k, v in asdict(value).items() if v is not None}
+            if item.name in ("probe", "counts"):
+                value = _without_none(asdict(value))
             elif hasattr(value, "__dataclass_fields__"):
                 value = asdict(value)
             data[item.name] = value
@@ -167,6 +211,7 @@ class Manifest:
             "reduction": ReductionSummary,
             "probe": ProbeSummary,
             "throughput": Throughput,
+            "model_run": ModelRunInfo,
         }
         values: dict[str, Any] = {}
         for item in fields(cls):

@@ -5,7 +5,7 @@ full-rank PCA of their covariance in NumPy, picks k and keeps the top-k componen
 numbers (a ``Reduction``) are the truth: ``project`` computes ``pca/`` from them, and
 ``export_pipeline_model`` writes the same numbers as the standard Spark ``PipelineModel``
 (scaler, then PCA) that ``model/`` holds for ``PipelineModel.load``: the only function here
-that touches the JVM.
+that touches the JVM (``import_pipeline_model`` reads one back with PySpark's public API).
 """
 
 from __future__ import annotations
@@ -108,6 +108,25 @@ def export_pipeline_model(spark: SparkSession, reduction: Reduction) -> Pipeline
             scaler.setInputCol(VECTOR_COL).setOutputCol(SCALED_COL),
             pca.setInputCol(SCALED_COL).setOutputCol(PCA_COL),
         ]
+    )
+
+
+def import_pipeline_model(uri: str) -> Reduction:
+    """The ``Reduction`` saved as ``model/`` at ``uri`` (by ``export_pipeline_model``).
+
+    Reads it with ``PipelineModel.load`` and takes back its numbers through PySpark's public
+    API. The variance curve is not in ``model/`` (the manifest has it): it comes back None.
+    """
+    scaler, pca = PipelineModel.load(uri).stages
+    explained = pca.explainedVariance.toArray()
+    return Reduction(
+        mean=scaler.mean.toArray(),
+        std=scaler.std.toArray(),
+        components=pca.pc.toArray(),
+        explained=explained,
+        cumulative_variance=None,
+        achieved_variance=float(explained.sum()),
+        note=f"scaler + PCA loaded from {uri}, not refitted",
     )
 
 

@@ -31,6 +31,10 @@ ERROR_KIND = "error_kind"
 ERROR_MESSAGE = "error_message"
 RESULT_FIELDS = f"{PACKED_FEATURES} binary, {ERROR_KIND} string, {ERROR_MESSAGE} string"
 
+# inventory/: the identity of every scanned file, what an incremental run compares.
+INVENTORY_SCHEMA = f"{PATH} string, {LENGTH} long, {MODIFICATION_TIME} timestamp"
+FILE_IDENTITY = (PATH, LENGTH, MODIFICATION_TIME)
+
 FEATURES = "features"
 PCA_FEATURES = "pca_features"
 

@@ -15,7 +15,7 @@ from fruits_pipeline.manifest import Manifest
 # What a run writes under --output; --overwrite removes exactly these, nothing else.
 MANIFEST = "manifest.json"
 STAGING = "staging"
-OUTPUT_PARTS = (MANIFEST, "features", "errors", "pca", "model", STAGING)
+OUTPUT_PARTS = (MANIFEST, "features", "errors", "pca", "model", "inventory", STAGING)
 
 
 def child_uri(base: str, name: str) -> str:
@@ -65,6 +65,18 @@ def write_text(spark: SparkSession, uri: str, text: str) -> None:
         stream.write(bytearray(text.encode("utf-8")))
     finally:
         stream.close()
+
+
+def read_text(spark: SparkSession, uri: str) -> str:
+    """The UTF-8 text of the file at ``uri``."""
+    filesystem, path = _filesystem(spark, uri)
+    stream = filesystem.open(path)
+    try:
+        jvm = spark.sparkContext._jvm
+        data = jvm.org.apache.commons.io.IOUtils.toByteArray(stream)  # type: ignore[union-attr]
+    finally:
+        stream.close()
+    return bytes(data).decode("utf-8")
 
 
 def write_manifest(spark: SparkSession, output_uri: str, manifest: Manifest) -> None:
