@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from fruits_pipeline.accounting import (
     EMPTY_FILE,
+    IGNORED_NAME,
     UNREADABLE,
     add_skipped,
     count_outcomes,
@@ -37,6 +38,36 @@ def test_listing_paths_are_written_like_the_scan_paths(spark, tmp_path: Path) ->
     listed = sorted(row.path for row in listing.files.collect())
     assert listed == sorted(row.path for row in listing.images.select("path").collect())
     assert listed[0].endswith("/Test/Pêche 100%20 jaune+vert/a b.jpg")
+
+
+def test_names_spark_hides_are_listed_and_become_errors(spark, tmp_path: Path) -> None:
+    for relative in (
+        "Training/kiwi/ok.jpg",
+        "Training/kiwi/_under.jpg",
+        "Training/kiwi/.dot.JPG",
+        "Training/_tmp/x.jpg",
+        "_incoming/deep/y.jpeg",
+        "Training/kiwi/_notes.txt",
+    ):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PHOTO, tmp_path / relative)  # fmt: skip
+    listing = list_input(spark, f"file:{tmp_path}", SPLIT_NAMES)
+    base = f"file:{tmp_path}"
+    hidden = {f"{base}/Training/kiwi/_under.jpg", f"{base}/Training/kiwi/.dot.JPG",
+              f"{base}/Training/_tmp/x.jpg", f"{base}/_incoming/deep/y.jpeg"}  # fmt: skip
+    assert listing.hidden == hidden
+    assert listing.count == 5
+    assert {r.path for r in listing.files.collect()} == hidden | {f"{base}/Training/kiwi/ok.jpg"}
+    assert {r.path for r in listing.images.select("path").collect()} == {
+        f"{base}/Training/kiwi/ok.jpg"
+    }  # Spark itself cannot read them
+    staging = str(tmp_path / "staging")
+    staged_frame(spark, [(f"{base}/Training/kiwi/ok.jpg", None)]).write.parquet(staging)
+    accounted = spark.read.parquet(staging).select("path")
+    assert add_skipped(listing.files, accounted, staging, lambda _: 4773, SPLIT_NAMES,
+                       listing.hidden) == 4  # fmt: skip
+    kinds = {r.result.error_kind for r in spark.read.parquet(staging).collect()}
+    assert kinds == {None, IGNORED_NAME}
 
 
 def test_scan_path_decodes_uris_but_keeps_a_plus(spark) -> None:

@@ -10,6 +10,7 @@ so its memory does not grow with the input (``benchmarks/accounting.py``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,9 @@ from fruits_pipeline.schema import (
 
 EMPTY_FILE = "empty_file"
 UNREADABLE = "unreadable"
+IGNORED_NAME = "ignored_name"
+# reading.IMAGE_GLOB as a regular expression, for the files listed outside Spark.
+IMAGE_NAME = re.compile(r".*\.jpe?g", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -40,13 +44,16 @@ class Listing:
     """The input, listed: ``images`` to featurize (``path, label, split, content``: lazy, no
     byte read yet), ``files`` every matching file's ``path`` (as the scan writes paths),
     ``count`` how many, ``read_partitions`` how many read tasks the scan plans, ``scanned``
-    each scanned file's identity (``schema.FILE_IDENTITY``: zero-byte files are not scanned)."""
+    each scanned file's identity (``schema.FILE_IDENTITY``: zero-byte files are not scanned),
+    ``hidden`` the listed files Spark's sources cannot read for their names
+    (``hidden_images``)."""
 
     images: DataFrame
     files: DataFrame
     scanned: DataFrame
     count: int
     read_partitions: int
+    hidden: frozenset[str] = frozenset()
 
 
 def scan_path(uri: Column) -> Column:
@@ -84,13 +91,46 @@ def list_input(spark: SparkSession, input_uri: str, split_names: Sequence[str]) 
         spark.sparkContext._jvm.org.apache.spark.sql.Encoders.STRING(),  # type: ignore[union-attr]
     ).toDF()  # one column, "value"
     files = DataFrame(listed, spark).select(scan_path(F.col("value")).alias(PATH))
+    deepest = files.select(F.max(F.size(F.split(PATH, "/")) - 1)).first()[0]  # type: ignore[index]
+    hidden = hidden_images(spark, input_uri, deepest)
+    if hidden:
+        files = files.unionByName(spark.createDataFrame([(p,) for p in hidden], f"{PATH} string"))
     return Listing(
         images=images.select(*KEY_COLUMNS, CONTENT),
         files=files,
         scanned=images.select(*FILE_IDENTITY),
-        count=count,
+        count=count + len(hidden),
+        hidden=frozenset(hidden),
         read_partitions=images.rdd.getNumPartitions(),  # planning only: no file is read
     )
+
+
+def hidden_images(spark: SparkSession, input_uri: str, deepest: int) -> list[str]:
+    """JPEGs under ``input_uri`` that Spark's file sources never list: their name, or a
+    folder's on their path, starts with ``_`` or ``.`` (Spark takes them for hidden or
+    metadata files, and no option turns that off).
+
+    Found with Hadoop globs ``*/.../{_,.}*`` at every depth down to ``deepest`` (as the
+    separators of the deepest listed path count them): one listing call per depth, and per
+    hidden folder, whatever the number of ordinary files. Pitfall: a hidden name deeper than
+    every ordinary image is not looked for.
+    """
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+    root = jvm.org.apache.hadoop.fs.Path(input_uri)  # type: ignore[union-attr]
+    filesystem = root.getFileSystem(conf)
+    base = root.toString().rstrip("/")
+    found: set[str] = set()
+    for depth in range(1, max(deepest - base.count("/"), 0) + 1):
+        pattern = jvm.org.apache.hadoop.fs.Path(base + "/*" * (depth - 1) + "/{_,.}*")  # type: ignore[union-attr]
+        for status in filesystem.globStatus(pattern) or []:  # rare: one py4j call each
+            if status.isDirectory():
+                files = filesystem.listFiles(status.getPath(), True)
+                while files.hasNext():
+                    found.add(files.next().getPath().toString())
+            else:
+                found.add(status.getPath().toString())
+    return sorted(p for p in found if IMAGE_NAME.fullmatch(p.rsplit("/", 1)[-1]))
 
 
 def _java_list(spark: SparkSession, array: Any) -> Any:
@@ -105,8 +145,13 @@ def _java_list(spark: SparkSession, array: Any) -> Any:
     return jvm.java.util.Arrays.asList(objects)  # type: ignore[union-attr]
 
 
-def skipped_error(length: int) -> tuple[str, str]:
+def skipped_error(length: int, hidden: bool = False) -> tuple[str, str]:
     """``(error_kind, error_message)`` for a listed file the scan did not return."""
+    if hidden:
+        return IGNORED_NAME, (
+            "Spark's file sources skip files and folders whose names start with '_' or '.'; "
+            "rename it to featurize it"
+        )
     if length == 0:
         return EMPTY_FILE, "the file is empty (0 bytes); Spark's file scan skips such files"
     return UNREADABLE, "listed in the input but not returned by the file scan"
@@ -117,10 +162,12 @@ def skipped_rows(
     paths: Sequence[str],
     file_length: Callable[[str], int],
     split_names: Sequence[str],
+    hidden: frozenset[str] = frozenset(),
 ) -> DataFrame:
-    """Error rows shaped like the staging (``schema.STAGED_SCHEMA``) for ``paths`` the scan skipped,
-    each with the kind ``skipped_error`` gives for its current length."""
-    rows = [(path, (None, *skipped_error(file_length(path)))) for path in paths]
+    """Error rows shaped like the staging (``schema.STAGED_SCHEMA``) for ``paths`` the scan
+    skipped, each with the kind ``skipped_error`` gives for its length, or for a ``hidden``
+    name (``Listing.hidden``)."""
+    rows = [(path, (None, *skipped_error(file_length(path), path in hidden))) for path in paths]
     return (
         spark.createDataFrame(rows, f"{PATH} string, {RESULT} struct<{RESULT_FIELDS}>")
         .transform(with_label)
@@ -135,6 +182,7 @@ def add_skipped(
     staging_uri: str,
     file_length: Callable[[str], int],
     split_names: Sequence[str],
+    hidden: frozenset[str] = frozenset(),
 ) -> int:
     """Append to the staging an error row for every listed file not in ``accounted``.
 
@@ -145,13 +193,14 @@ def add_skipped(
         staging_uri: the featurize stage's Parquet (``schema.STAGED_SCHEMA``).
         file_length: bytes of the file at a path (``writing.file_length``).
         split_names: as ``JobConfig.split_names``.
+        hidden: ``Listing.hidden``, the files Spark cannot read for their names.
 
     Returns how many were added: the files the scan skipped (zero-byte uploads, in practice).
     """
     skipped = [row[PATH] for row in listing_files.join(accounted, PATH, "left_anti").collect()]
     if skipped:
         spark = listing_files.sparkSession
-        rows = skipped_rows(spark, skipped, file_length, split_names)
+        rows = skipped_rows(spark, skipped, file_length, split_names, hidden)
         rows.write.mode("append").parquet(staging_uri)
     return len(skipped)
 

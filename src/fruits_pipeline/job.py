@@ -178,7 +178,12 @@ def write_features_and_errors(
     if increment is not None:
         accounted = accounted.unionByName(increment.unchanged)
     add_skipped(
-        listing.files, accounted, staging, lambda p: file_length(spark, p), config.split_names
+        listing.files,
+        accounted,
+        staging,
+        lambda p: file_length(spark, p),
+        config.split_names,
+        listing.hidden,
     )
     staged = spark.read.parquet(staging)
     features, errors = staged.transform(successes), staged.transform(failures)

@@ -45,6 +45,7 @@ JOB_ARGS = ["--input", INPUT, "--output", OUTPUT, "--weights", WEIGHTS_URI]
 # Folder names as the app's users will write them: spaces, a plus, non-ASCII letters.
 RENAMED = {"apple": "Apple Braeburn", "Cherry": "Cherry Wax+Red", "lemon": "Pêche Plate"}
 CORRUPT_KEY = "fruits-360/Training/Cocos/corrupt 1.jpg"
+HIDDEN_KEY = "fruits-360/Training/Apple Braeburn/_IMG 2.jpg"  # Spark's sources never list it
 EMPTY_KEY = "fruits-360/Test/mango/empty.jpg"
 # EMR's spark-defaults that size executors for an m5.xlarge or point at EMR's interpreter make
 # no sense on local-cluster's 1-core, 2 GB executors; every other setting applies as on EMR.
@@ -61,8 +62,8 @@ def emr_spark_defaults() -> dict[str, str]:
 
 
 def upload_input(client: Any) -> dict[str, str]:
-    """Upload the sample twice over (480 photos), a corrupt and an empty object; return the
-    ``{s3 path: label}`` every photo must come out with."""
+    """Upload the sample twice over (480 photos), a corrupt, an empty and a "hidden" object
+    (its name starts with "_"); return the ``{s3 path: label}`` every photo must come out with."""
     expected = {}
     photos = sorted(p for p in SAMPLE.rglob("*") if p.suffix == ".jpg")
     for copy in ("", "copy "):
@@ -76,6 +77,7 @@ def upload_input(client: Any) -> dict[str, str]:
             expected[f"s3://{BUCKET}/{key}"] = label
     client.put_object(Bucket=BUCKET, Key=CORRUPT_KEY, Body=random.Random(7).randbytes(3000))
     client.put_object(Bucket=BUCKET, Key=EMPTY_KEY, Body=b"")
+    client.put_object(Bucket=BUCKET, Key=HIDDEN_KEY, Body=photos[0].read_bytes())
     return expected
 
 
@@ -249,6 +251,7 @@ def test_bad_objects_are_in_errors_with_their_reason(s3_run: dict[str, Any]) -> 
     assert found == {
         f"s3://{BUCKET}/{CORRUPT_KEY}": ("Cocos", "not_an_image"),
         f"s3://{BUCKET}/{EMPTY_KEY}": ("mango", "empty_file"),
+        f"s3://{BUCKET}/{HIDDEN_KEY}": ("Apple Braeburn", "ignored_name"),
     }
     assert all(errors["error_message"].str.len() > 10)
 
@@ -258,9 +261,9 @@ def test_manifest_pca_and_model_are_written_to_s3(s3_run: dict[str, Any], spark)
         boto3.client("s3").get_object(Bucket=BUCKET, Key=output_key("manifest.json"))["Body"].read()
     )
     assert manifest["status"] == "succeeded"
-    assert manifest["counts"]["files_seen"] == 482
+    assert manifest["counts"]["files_seen"] == 483
     assert manifest["counts"]["featurized"] == 480
-    assert manifest["counts"]["errors"] == 2
+    assert manifest["counts"]["errors"] == 3
     assert manifest["counts"]["per_label"]["Pêche Plate"]["featurized"] == 80
     assert manifest["residency"]["buckets"] == {BUCKET: "eu-west-1"}
     assert manifest["weights"]["source"] == WEIGHTS_URI
