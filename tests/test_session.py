@@ -8,7 +8,7 @@ import pytest
 
 from fruits_pipeline.config import JobConfig
 from fruits_pipeline.errors import UsageError
-from fruits_pipeline.session import build_session, session_settings
+from fruits_pipeline.session import RunSession, build_session, session_settings
 
 
 def test_a_running_session_with_another_master_is_refused(spark) -> None:
@@ -29,3 +29,11 @@ def test_a_running_session_is_reused_with_the_jobs_runtime_settings(spark) -> No
     finally:
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "10000")
     assert session_settings(config)["spark.sql.files.openCostInBytes"] == "65536"
+
+
+def test_a_run_leaves_a_session_it_did_not_start_running(spark) -> None:
+    run_session = RunSession(JobConfig(input_uri="file:/in", output_uri="file:/out"))
+    assert run_session({}) is spark and not run_session.started
+    run_session.close()
+    assert spark.sparkContext._jsc is not None  # still usable
+    assert spark.range(3).count() == 3

@@ -8,7 +8,6 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 from urllib.parse import urlparse
 
@@ -286,10 +285,11 @@ def run(argv: Sequence[str], project: bool = False) -> int:
     progress = Progress()
     # Spark and the model load only for a real run, not for --help.
     from fruits_pipeline.job import run_job
-    from fruits_pipeline.session import build_session
+    from fruits_pipeline.session import RunSession
 
+    session = RunSession(config)
     try:
-        manifest = run_job(config, progress, partial(build_session, config))
+        manifest = run_job(config, progress, session)
     except PipelineError as error:
         print(f"fruits-pipeline: error: {error}", file=sys.stderr)
         return int(error.exit_code)
@@ -297,6 +297,8 @@ def run(argv: Sequence[str], project: bool = False) -> int:
         traceback.print_exc()
         print("fruits-pipeline: error: the run failed unexpectedly (see above)", file=sys.stderr)
         return int(ExitCode.FAILURE)
+    finally:
+        session.close()
     print("\n".join(summary_lines(manifest)), flush=True)
     return int(ExitCode.OK)
 

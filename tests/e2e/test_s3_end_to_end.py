@@ -237,6 +237,8 @@ def test_run_on_s3_succeeds_with_every_photo_featurized_exactly_once(
 ) -> None:
     assert s3_run["returncode"] == 0, s3_run["stdout"][-3000:] + s3_run["stderr"][-5000:]
     print(f"local-cluster run on S3: {s3_run['seconds']:.0f} s")
+    # The job stops its session: no executor relaunched while the JVM shuts down (RunSession).
+    assert "Failed to launch executor" not in s3_run["stderr"]
     features = read_parquet_from_s3(output_key("features"))
     assert len(features) == len(s3_run["expected"]) == 480
     assert features["path"].is_unique, "a retried task left duplicate rows"
