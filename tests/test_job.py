@@ -48,7 +48,7 @@ def test_an_unexpected_failure_leaves_a_failed_manifest_and_no_staging(
     assert "reduction" not in manifest and "outputs" not in manifest
     assert list(manifest["timings_s"]) == list(STAGES[:6])
     written = sorted(p.name for p in output.iterdir() if not p.name.startswith("."))  # no .crc
-    assert written == ["errors", "features", "manifest.json"]
+    assert written == ["errors", "features", "inventory", "manifest.json"]
 
 
 def test_overwrite_replaces_exactly_the_runs_outputs(tiny_input: Path, tmp_path: Path) -> None:

@@ -109,8 +109,8 @@ def test_probe_is_deterministic_for_a_fixed_seed(sample_run: dict[str, Any], spa
     assert run_probe(pca, seed=7) == run_probe(pca, seed=7)
     unsplit = pca.withColumn("split", F.lit(None).cast("string"))
     first, second = run_probe(unsplit, seed=7), run_probe(unsplit, seed=7)
-    assert first == second and first["split"].startswith("stratified 20% hold-out")
-    assert first["test_images"] == 6 * 8  # ceil(0.2 * 40) per label, 6 labels
+    assert first == second and first.split.startswith("stratified 20% hold-out")
+    assert first.test_images == 6 * 8  # ceil(0.2 * 40) per label, 6 labels
 
 
 def test_hold_out_is_stratified_and_seeded(sample_run: dict[str, Any], spark) -> None:

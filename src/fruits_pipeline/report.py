@@ -153,7 +153,7 @@ def plot_confusion(manifest: Manifest, path: Path) -> Path:
     ticks = np.arange(len(labels))
     axes.set_xticks(ticks, labels, rotation=45, ha="right", fontsize=8)
     axes.set_yticks(ticks, labels, fontsize=8)
-    axes.set_xlabel(f"predicted label (accuracy {probe['accuracy']:.3f})")
+    axes.set_xlabel(f"predicted label (accuracy {probe.accuracy:.3f})")
     axes.set_ylabel("true label")
     if len(labels) <= 30:
         threshold = matrix.max() / 2
