@@ -71,3 +71,14 @@ def test_to_uri_keeps_schemes_and_absolutises_paths() -> None:
     assert to_uri("s3://bucket/x") == "s3://bucket/x"
     assert to_uri("file:///tmp/x") == "file:///tmp/x"
     assert to_uri("rel/Apple Red 1") == "file:" + os.path.abspath("rel/Apple Red 1")
+
+
+def test_engine_defaults_to_openvino_and_threads_keep_their_former_name() -> None:
+    config = parse_job_args(["--input", "in", "--output", "out"])
+    assert (config.engine, config.model_threads) == ("openvino", 1)
+    config = parse_job_args(
+        ["--input", "in", "--output", "out", "--engine", "tensorflow", "--tf-threads", "2"]
+    )
+    assert (config.engine, config.model_threads) == ("tensorflow", 2)
+    with pytest.raises(SystemExit):
+        parse_job_args(["--input", "in", "--output", "out", "--engine", "onnx"])

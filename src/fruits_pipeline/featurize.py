@@ -3,8 +3,8 @@
 ``featurize_images`` adds one struct column computed by a **scalar-iterator pandas UDF**: the
 iterator form lets each Python worker build its model once (``worker_predictor``, from the
 engine's predictor factory, see ``engines.py``) and then stream every Arrow batch of the task
-through it. ``successes`` and ``failures`` turn the struct
-into the ``features`` and ``errors`` frames. All are ``DataFrame -> DataFrame`` transforms.
+through it. ``successes`` and ``failures`` turn the struct into the ``features`` and ``errors``
+frames. All are ``DataFrame -> DataFrame`` transforms.
 
 The UDF hands features back **packed**: 1280 little-endian float32 in one 5,120-byte binary.
 PySpark 3.5 converts an ``array<float>`` result element by element in Python (a list
