@@ -358,7 +358,7 @@ def table(figures: dict) -> str:
     rows = []
     for engine in ENGINES:
         raw = raw_best(figures, engine)
-        rows.append((f"(a) raw {ENGINE_NAMES[engine]}, best: {raw['processes']} proc x "
+        rows.append((f"(a) raw model, {ENGINE_NAMES[engine]}, best: {raw['processes']} proc x "
                      f"{raw['threads']} thread, batch {raw['batch']}, {raw['feed']}",
                      raw["images_per_s"], ""))  # fmt: skip
     for engine in sorted(ENGINES, key=lambda name: name != DEFAULT_ENGINE):
@@ -442,7 +442,7 @@ def benchmark(source: Path, work: Path, args: argparse.Namespace, smoke: bool) -
     figures: dict[str, Any] = {}
     before = {}
     for engine in ENGINES:
-        print(f"(a) raw {ENGINE_NAMES[engine]}", flush=True)
+        print(f"(a) raw model, {ENGINE_NAMES[engine]}", flush=True)
         batches = RAW_BATCHES[engine][1:2] if smoke else RAW_BATCHES[engine]
         before[engine] = raw_model(engine, factories[engine], source, layouts, batches,
                                    args.raw_seconds)  # fmt: skip
@@ -461,7 +461,7 @@ def benchmark(source: Path, work: Path, args: argparse.Namespace, smoke: bool) -
     # is timed again right after (b) and the faster of the two counts, so drift cannot make
     # the ratios look better than they are.
     for engine in ENGINES:
-        print(f"(a) raw {ENGINE_NAMES[engine]} again, best layout, after (b)", flush=True)
+        print(f"(a) raw model, {ENGINE_NAMES[engine]} again, best layout, after (b)", flush=True)
         best = before[engine]["best"]
         after = raw_model(engine, factories[engine], source, [(best["processes"], best["threads"])],
                           [best["batch"]], args.raw_seconds)  # fmt: skip
