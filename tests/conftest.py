@@ -23,6 +23,13 @@ SHARED_SAMPLE = ROOT.parent / "shared" / "fruits-360-sample"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers: this venv, whatever PATH says
+# Every JVM this test process starts (the fixture's, or a job's run in-process, whichever comes
+# first: stopping a session does not restart the JVM) has the S3A jars, so any test can read a
+# run written to the local S3 server (``make test`` fetches them).
+os.environ.setdefault(
+    "PYSPARK_SUBMIT_ARGS",
+    f"--driver-class-path {os.pathsep.join(str(jar) for jar in find_jars())} pyspark-shell",
+)
 
 
 # Tests that run the whole job (Spark, the model) take minutes; `make test-quick` leaves them out.
@@ -40,17 +47,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def spark() -> SparkSession:
     """``local[2]`` session for the whole test run (the job reuses it with getOrCreate).
 
-    The S3A jars are on its class path (``make test`` fetches them), so a test can read a run
+    The S3A jars are on its class path (``PYSPARK_SUBMIT_ARGS`` above), so a test can read a run
     written to the local S3 server once it points the session there (``point_spark_at``).
     """
-    classpath = os.pathsep.join(str(jar) for jar in find_jars())
     session = (
         SparkSession.builder.master("local[2]")
         .appName("fruits-pipeline-tests")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.ui.enabled", "false")
         .config("spark.log.level", "WARN")
-        .config("spark.driver.extraClassPath", classpath)
         .getOrCreate()
     )
     yield session
@@ -74,7 +79,8 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """
     output = tmp_path_factory.mktemp("sample-run") / "run"
     # As a user runs it: a plain shell, no virtualenv on PATH, no PYSPARK_PYTHON.
-    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON", "VIRTUAL_ENV")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYSPARK_PYTHON", "PYSPARK_SUBMIT_ARGS", "VIRTUAL_ENV")}  # fmt: skip
     env["PATH"] = os.pathsep.join(
         p for p in env["PATH"].split(os.pathsep) if Path(p) != Path(sys.executable).parent
     )

@@ -332,6 +332,7 @@ def test_console_script_reads_and_writes_s3_from_a_laptop(s3_run: dict[str, Any]
     output = f"s3://{BUCKET}/runs/laptop/"
     env = {**os.environ, **s3_run["aws"].env()}
     env.pop("PYSPARK_PYTHON", None)  # as a user runs it: the job finds its own interpreter
+    env.pop("PYSPARK_SUBMIT_ARGS", None)  # and its own S3A jars
     completed = subprocess.run(
         [str(Path(sys.executable).parent / "fruits-pipeline"), "--input", subset, "--output",
          output, "--weights", WEIGHTS_URI, "--no-probe", "--master", "local[2]"],
