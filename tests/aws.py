@@ -103,20 +103,20 @@ def create_bucket(name: str, region: str) -> None:
 
 
 def point_spark_at(spark: Any, aws: LocalAws) -> None:
-    """Serve ``s3://`` in a running session (S3A jars on its class path) from ``aws``."""
+    """Serve ``s3://`` in a running session (S3A jars on its class path) from ``aws``, with the
+    job's own S3A settings (``s3a.s3a_settings``) set on its Hadoop configuration."""
+    from fruits_pipeline.s3a import s3a_settings
+
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    settings = {
-        "fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
-        "fs.s3a.endpoint": aws.endpoint,
-        "fs.s3a.path.style.access": "true",
-        "fs.s3a.connection.ssl.enabled": "false",
-        # The JVM's environment was fixed before the test set AWS_ACCESS_KEY_ID.
-        "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
-        "fs.s3a.access.key": "testing",
-        "fs.s3a.secret.key": "testing",
-    }
-    for key, value in settings.items():
-        hadoop.set(key, value)
+    for key, value in s3a_settings([], {}, aws.endpoint).items():
+        if key.startswith("spark.hadoop."):
+            hadoop.set(key.removeprefix("spark.hadoop."), value)
+    # The JVM's environment was fixed before the test set AWS_ACCESS_KEY_ID.
+    hadoop.set(
+        "fs.s3a.aws.credentials.provider", "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+    )
+    hadoop.set("fs.s3a.access.key", "testing")
+    hadoop.set("fs.s3a.secret.key", "testing")
 
 
 def set_step_state(cluster_id: str, step_id: str, state: str, region: str = "eu-west-1") -> None:

@@ -14,7 +14,6 @@ from fruits_pipeline.s3a import (
     jars_dir,
     s3_endpoint,
     s3a_settings,
-    submit_options,
 )
 from tests.conftest import ROOT
 
@@ -55,7 +54,6 @@ def test_settings_for_a_local_endpoint_and_for_aws_regions() -> None:
     assert aws["spark.hadoop.fs.s3a.aws.credentials.provider"].endswith(
         "DefaultAWSCredentialsProviderChain"
     )
-    assert submit_options({"a": "1", "b": "2"}) == ["--conf", "a=1", "--conf", "b=2"]
 
 
 def test_endpoint_comes_from_the_sdk_variables(monkeypatch: pytest.MonkeyPatch) -> None:

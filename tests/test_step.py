@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from fruits_pipeline.step import STEP_CONF, build_package, emr_step, local_command, main
+from fruits_pipeline.step import (
+    STEP_CONF,
+    build_package,
+    conf_options,
+    emr_step,
+    local_command,
+    main,
+)
 from fruits_pipeline.step import spark_submit_args as step_args
 
 JOB = ["--input", "s3://b/in put/", "--output", "s3://b/runs/r/"]
@@ -21,6 +28,10 @@ def test_spark_submit_args_run_the_zip_and_entrypoint_in_cluster_mode() -> None:
         "--py-files", "s3://b/code/v1/fruits_pipeline.zip", "s3://b/code/v1/main.py", *JOB,
     ]  # fmt: skip
     assert STEP_CONF == {"spark.yarn.maxAppAttempts": "1"}
+
+
+def test_conf_options_are_spark_submit_conf_pairs() -> None:
+    assert conf_options({"a": "1", "b": "2"}) == ["--conf", "a=1", "--conf", "b=2"]
 
 
 def test_emr_step_is_a_spark_step_without_the_command_name() -> None:

@@ -70,7 +70,7 @@ def s3a_settings(
             ``s3_endpoint()`` gives; it takes path-style addressing, and TLS only for https.
 
     Pitfall: the class path must be set before the JVM starts. Passed to the session builder
-    that starts it, or to ``spark-submit`` (``submit_options``), it is; on a running session
+    that starts it, or to ``spark-submit`` (``step.conf_options``), it is; on a running session
     it is silently ignored and ``s3://`` fails with "No FileSystem for scheme".
     """
     classpath = os.pathsep.join(str(jar) for jar in jars)
@@ -91,11 +91,3 @@ def s3a_settings(
         for bucket, region in sorted(bucket_regions.items()):
             settings[f"spark.hadoop.fs.s3a.bucket.{bucket}.endpoint"] = f"s3.{region}.amazonaws.com"
     return settings
-
-
-def submit_options(settings: Mapping[str, str]) -> list[str]:
-    """``settings`` as ``spark-submit`` options: ``["--conf", "key=value", ...]``."""
-    options: list[str] = []
-    for key, value in settings.items():
-        options += ["--conf", f"{key}={value}"]
-    return options

@@ -26,6 +26,14 @@ STEPS_FILE = "steps.json"
 STEP_CONF = {"spark.yarn.maxAppAttempts": "1"}
 
 
+def conf_options(settings: Mapping[str, str]) -> list[str]:
+    """``settings`` as ``spark-submit`` options: ``["--conf", "key=value", ...]``."""
+    options: list[str] = []
+    for key, value in settings.items():
+        options += ["--conf", f"{key}={value}"]
+    return options
+
+
 def spark_submit_args(code_prefix: str, job_args: Sequence[str]) -> list[str]:
     """The step's command line: ``spark-submit [options] CODE/main.py JOB_ARGS``.
 
@@ -38,12 +46,11 @@ def spark_submit_args(code_prefix: str, job_args: Sequence[str]) -> list[str]:
         "CODE/fruits_pipeline.zip", "CODE/main.py", *job_args]``.
     """
     prefix = code_prefix.rstrip("/")
-    options = ["--deploy-mode", "cluster"]
-    for key, value in STEP_CONF.items():
-        options += ["--conf", f"{key}={value}"]
     return [
         "spark-submit",
-        *options,
+        "--deploy-mode",
+        "cluster",
+        *conf_options(STEP_CONF),
         "--py-files",
         f"{prefix}/{PACKAGE_ZIP}",
         f"{prefix}/{ENTRYPOINT}",
@@ -82,10 +89,7 @@ def local_command(
     args = list(step_args[1:])
     if "--deploy-mode" in args:
         args[args.index("--deploy-mode") + 1] = "client"
-    options = ["--master", master]
-    for key, value in conf.items():
-        options += ["--conf", f"{key}={value}"]
-    return [spark_submit, *options, *args]
+    return [spark_submit, "--master", master, *conf_options(conf), *args]
 
 
 def build_package(out_dir: Path, source: Path | None = None) -> tuple[Path, Path]:
