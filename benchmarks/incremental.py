@@ -6,8 +6,8 @@ on the same final folder (C). Target: B takes at most 0.5x C's time after start-
 (``manifest.throughput.job_seconds_after_startup``: featurize to manifest). B's stage timings
 name the costs an incremental run keeps paying whatever the number of new photos.
 
-    .venv/bin/python benchmarks/incremental.py            # N = 8,000 (about 6 minutes here)
-    .venv/bin/python benchmarks/incremental.py --n 400    # a quick check
+    .venv/bin/python -m benchmarks.incremental            # N = 8,000 (about 6 minutes here)
+    .venv/bin/python -m benchmarks.incremental --n 40     # a quick check (CI runs it)
 
 Writes ``benchmarks/results/incremental.json`` unless ``--no-save``.
 """

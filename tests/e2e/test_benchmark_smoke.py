@@ -25,3 +25,22 @@ def test_benchmark_smoke_mode_prints_the_table_and_writes_json(tmp_path: Path) -
     assert figures["ours"]["featurize_images_per_s"] > 0
     assert figures["ours"]["peak_rss_mb"]["python_worker"] > 100  # TensorFlow is in there
     assert figures["ours_memory_n"]["peak_rss_mb"]["driver_jvm"] > 100
+
+
+def run_benchmark(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args, "--no-save"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=1200, check=False)  # fmt: skip
+
+
+def test_incremental_benchmark_runs_and_prints_the_ratio() -> None:
+    completed = run_benchmark("-m", "benchmarks.incremental", "--n", "40", "--quiet-wait", "0")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "the model ran on 4 photos, 40 reused" in completed.stdout
+    assert "B / C = " in completed.stdout
+
+
+def test_accounting_benchmark_runs_and_prints_the_driver_memory() -> None:
+    completed = run_benchmark(str(ROOT / "benchmarks" / "accounting.py"), "--sizes", "2000", "4000")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "spark    driver Python peak RSS: 2,000 rows" in completed.stdout
+    assert "collect  driver Python peak RSS: 2,000 rows" in completed.stdout
