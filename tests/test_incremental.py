@@ -38,7 +38,14 @@ def test_plan_reuses_only_files_with_the_same_path_length_and_time(spark) -> Non
                             F.lit(b"").alias("content"))  # fmt: skip
     listing = Listing(images=images, files=scanned.select("path"), scanned=scanned, count=5,
                       read_partitions=1)  # fmt: skip
-    plan = plan_increment(listing, previous)
+    read = []
+
+    def read_files(named):
+        read.append(paths(named))
+        return images.join(named, "path", "left_semi")
+
+    plan = plan_increment(listing, previous, read_files)
+    assert read == [["f:/a/longer.jpg", "f:/a/touched.jpg", "f:/c/new.jpg"]]
     assert paths(plan.unchanged) == ["f:/a/same.jpg", "f:/b/bad.jpg"]
     assert paths(plan.to_featurize) == ["f:/a/longer.jpg", "f:/a/touched.jpg", "f:/c/new.jpg"]
     assert paths(plan.reused_features) == ["f:/a/same.jpg"]

@@ -1,11 +1,20 @@
-"""Issue 2, must-show 2: labels and splits come from the folders, exactly."""
+"""Issue 2, must-show 2: labels and splits come from the folders, exactly; and issue 14: an
+incremental run reads exactly the files it names, whatever their names."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from fruits_pipeline.reading import read_images, with_label, with_split
+from pyspark.sql import functions as F
+
+from fruits_pipeline.reading import (
+    read_image_files,
+    read_images,
+    to_images,
+    with_label,
+    with_split,
+)
 from tests.conftest import SAMPLE
 
 FOLDERS = ["Apple Red 1", "Pineapple Mini", "Pêche de vigne", "Äpfel", "Cherry"]
@@ -41,3 +50,39 @@ def test_reader_takes_every_jpeg_spelling_and_labels_exactly(spark, tmp_path: Pa
     rows = frame.select("path", "label").collect()
     found = {"/".join(r.path.split("/")[-2:]): r.label for r in rows}
     assert found == expected
+
+
+# Each is a Hadoop glob character, a URI-encoding trap or a non-ASCII letter in a name.
+AWKWARD = ["a*b.jpg", "q?.jpg", "c[1].jpg", "d{2,3}.jpg", "e f+g%20ä.jpg", "back\\slash.jpg"]
+
+
+def test_read_image_files_reads_exactly_the_named_files(spark, tmp_path: Path) -> None:
+    source = next(SAMPLE.rglob("*.jpg"))
+    for folder in ("Training/We[ir]d {x}", "Training/k=v", "Training/Plain"):
+        (tmp_path / folder).mkdir(parents=True)
+        for name in [*AWKWARD, "plain.jpg", "c1.jpg", "d2.jpg", "ab.jpg"]:
+            shutil.copy(source, tmp_path / folder / name)
+    everything = read_images(spark, str(tmp_path))
+    named = everything.where(
+        F.col("path").contains("We[ir]d") | F.col("path").contains("k=v/c[1]")
+    ).select("path")
+    loaded = read_image_files(named)
+    assert sorted(loaded.columns) == sorted(everything.columns)  # no k partition column
+    expected = everything.join(named, "path", "left_semi").collect()
+    assert len(expected) == len(AWKWARD) + 4 + 1
+    assert sorted(loaded.collect()) == sorted(expected)  # paths, times, lengths and bytes
+    # The scan's own file list: no file outside the named ones is opened.
+    assert len(loaded.inputFiles()) == len(expected)
+    images = loaded.transform(to_images(["Training"])).collect()
+    assert {(r.label, r.split) for r in images} == {
+        ("We[ir]d {x}", "Training"),
+        ("k=v", "Training"),
+    }
+
+
+def test_read_image_files_of_no_file_is_empty(spark, tmp_path: Path) -> None:
+    shutil.copy(next(SAMPLE.rglob("*.jpg")), tmp_path / "a.jpg")
+    nothing = read_images(spark, str(tmp_path)).select("path").where(F.lit(False))
+    loaded = read_image_files(nothing)
+    assert loaded.count() == 0
+    assert loaded.schema == read_images(spark, str(tmp_path)).schema

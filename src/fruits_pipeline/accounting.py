@@ -21,9 +21,8 @@ from pyspark.sql import functions as F
 
 from fruits_pipeline.errors import NoInputError
 from fruits_pipeline.manifest import Counts, LabelCounts
-from fruits_pipeline.reading import read_images, with_label, with_split
+from fruits_pipeline.reading import read_images, to_images, with_label, with_split
 from fruits_pipeline.schema import (
-    CONTENT,
     FILE_IDENTITY,
     KEY_COLUMNS,
     LABEL,
@@ -75,10 +74,8 @@ def list_input(spark: SparkSession, input_uri: str, split_names: Sequence[str]) 
         NoInputError: the input does not exist or holds no matching file.
     """
     try:
-        images = (
-            read_images(spark, input_uri).transform(with_label).transform(with_split(split_names))
-        )
-        uris = images._jdf.inputFiles()  # a Java String[]: it stays in the JVM
+        scan = read_images(spark, input_uri)
+        uris = scan._jdf.inputFiles()  # a Java String[]: it stays in the JVM
     except AnalysisException as error:
         raise NoInputError(f"cannot read input {input_uri}: {error}") from error
     count = len(uris)
@@ -96,12 +93,12 @@ def list_input(spark: SparkSession, input_uri: str, split_names: Sequence[str]) 
     if hidden:
         files = files.unionByName(spark.createDataFrame([(p,) for p in hidden], f"{PATH} string"))
     return Listing(
-        images=images.select(*KEY_COLUMNS, CONTENT),
+        images=scan.transform(to_images(split_names)),
         files=files,
-        scanned=images.select(*FILE_IDENTITY),
+        scanned=scan.select(*FILE_IDENTITY),
         count=count + len(hidden),
         hidden=frozenset(hidden),
-        read_partitions=images.rdd.getNumPartitions(),  # planning only: no file is read
+        read_partitions=scan.rdd.getNumPartitions(),  # planning only: no file is read
     )
 
 

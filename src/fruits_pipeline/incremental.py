@@ -3,12 +3,13 @@
 A file is unchanged when its ``(path, length, modificationTime)`` is in the previous run's
 ``inventory/``: its row in the previous ``features/`` (or ``errors/``: a file that failed and
 did not change fails again, without the model) is carried over. New and changed files are
-featurized; files that are gone are dropped (and counted as removed). Every step is a join in
-Spark: nothing per file reaches the driver.
+featurized, and only their bytes are read; files that are gone are dropped (and counted as
+removed). Every step is a join in Spark: nothing per file reaches the driver's Python.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
@@ -35,19 +36,29 @@ class Increment:
     removed: DataFrame
 
 
-def plan_increment(listing: Listing, previous: PreviousRun) -> Increment:
+def plan_increment(
+    listing: Listing, previous: PreviousRun, read_files: Callable[[DataFrame], DataFrame]
+) -> Increment:
     """Split ``listing`` into reused and to-featurize files against ``previous``.
+
+    Args:
+        listing: the current input (``accounting.list_input``).
+        previous: the run to reuse (``runs.load_previous_run``).
+        read_files: ``path`` frame -> the images of exactly those files, shaped like
+            ``listing.images`` (the job passes ``reading.read_image_files`` then
+            ``reading.to_images``). Given the new and changed files only: filtering
+            ``listing.images`` instead would read every file's bytes before the join.
 
     Pitfall: matching is on the exact modification time the file system reports; a file
     copied again with the same bytes gets a new time and is featurized again (never wrong,
     only slower).
     """
-    unchanged = listing.scanned.join(previous.inventory, list(FILE_IDENTITY), "left_semi").select(
-        PATH
-    )
+    identity = list(FILE_IDENTITY)
+    unchanged = listing.scanned.join(previous.inventory, identity, "left_semi").select(PATH)
+    changed = listing.scanned.join(previous.inventory, identity, "left_anti").select(PATH)
     before = previous.features.select(PATH, LABEL).unionByName(previous.errors.select(PATH, LABEL))
     return Increment(
-        to_featurize=listing.images.join(unchanged, PATH, "left_anti"),
+        to_featurize=read_files(changed),
         unchanged=unchanged,
         reused_features=previous.features.join(unchanged, PATH, "left_semi"),
         reused_errors=previous.errors.join(unchanged, PATH, "left_semi"),

@@ -23,14 +23,14 @@ from __future__ import annotations
 import io
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from enum import Enum
 from importlib import metadata
 
 from PIL import Image
-from pyspark.sql import Column, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fruits_pipeline import __version__
@@ -56,6 +56,7 @@ from fruits_pipeline.manifest import (
 from fruits_pipeline.model import load_weights
 from fruits_pipeline.probe import run_probe
 from fruits_pipeline.progress import Progress
+from fruits_pipeline.reading import read_image_files, to_images
 from fruits_pipeline.reduction import Reduction, export_pipeline_model, fit_reduction, project
 from fruits_pipeline.residency import (
     check_buckets,
@@ -203,6 +204,11 @@ def write_features_and_errors(
     )
 
 
+def read_new_files(split_names: Sequence[str]) -> Callable[[DataFrame], DataFrame]:
+    """``plan_increment``'s reader: the named files' images, as ``list_input`` shapes them."""
+    return lambda paths: read_image_files(paths).transform(to_images(split_names))
+
+
 def check_error_fraction(counts: Counts, config: JobConfig) -> None:
     """``TooManyBadImagesError`` when more than ``--max-error-fraction`` of the files failed."""
     fraction = counts.errors / counts.files_seen
@@ -265,7 +271,10 @@ def run_job(config: JobConfig, progress: Progress, make_session: SessionFactory)
         info["detail"] = f"{config.weights}, sha256 {weights.sha256[:12]}..."
     with progress.stage(Stage.LIST.value) as info:
         listing = list_input(spark, config.input_uri, config.split_names)
-        increment = plan_increment(listing, previous) if previous else None
+        increment = (
+            plan_increment(listing, previous, read_new_files(config.split_names))
+            if previous else None
+        )  # fmt: skip
         info["detail"] = (
             f"{listing.count} files under {config.input_uri}, "
             f"{listing.read_partitions} read partitions"

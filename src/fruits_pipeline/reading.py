@@ -11,10 +11,14 @@ from collections.abc import Callable, Sequence
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from fruits_pipeline.schema import LABEL, PATH, SPLIT
+from fruits_pipeline.schema import CONTENT, KEY_COLUMNS, LABEL, PATH, SPLIT
 
 # Hadoop glob: *.jpg and *.jpeg in any letter case (Fruits-360 and phone exports mix them).
 IMAGE_GLOB = "*.{[jJ][pP][gG],[jJ][pP][eE][gG]}"
+BINARY_FILE_SCHEMA = "path string, modificationTime timestamp, length long, content binary"
+# The characters Hadoop's glob gives a meaning to; a backslash before one makes it literal.
+GLOB_SPECIAL = r"([\\{}\[\]*?])"
+LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
 
 
 def read_images(spark: SparkSession, input_uri: str) -> DataFrame:
@@ -34,6 +38,40 @@ def read_images(spark: SparkSession, input_uri: str) -> DataFrame:
         .option("pathGlobFilter", IMAGE_GLOB)
         .load(input_uri)
     )
+
+
+def read_image_files(paths: DataFrame) -> DataFrame:
+    """Load exactly the files named in ``paths`` (a ``path`` column, as ``read_images`` writes
+    it), with the columns and values ``read_images`` gives them; no other file's bytes are read.
+
+    The names go from Spark to Spark's reader inside the JVM (the driver's Python holds none of
+    them), each glob character escaped, so ``c[1].jpg`` or ``a*b.jpg`` is that one file. The
+    reader checks and lists every named file when it is built (here, not lazily), with one
+    listing task per core: Spark's default is one task per file, whose overhead outweighs the
+    listing (README, "Incremental runs"). Pitfall: a named file deleted since it was listed
+    raises ``AnalysisException`` (PATH_NOT_FOUND).
+    """
+    spark = paths.sparkSession
+    jvm = spark.sparkContext._jvm
+    escaped = paths.select(F.regexp_replace(PATH, GLOB_SPECIAL, r"\\$1"))
+    names = getattr(escaped._jdf, "as")(jvm.org.apache.spark.sql.Encoders.STRING()).collectAsList()  # type: ignore[union-attr]
+    if names.isEmpty():
+        return spark.createDataFrame([], BINARY_FILE_SCHEMA)
+    before = spark.conf.get(LISTING_PARALLELISM, None)
+    spark.conf.set(LISTING_PARALLELISM, str(spark.sparkContext.defaultParallelism))
+    try:
+        reader = (
+            spark._jsparkSession.read()  # type: ignore[union-attr]
+            .format("binaryFile")
+            .option("recursiveFileLookup", "true")  # no partition columns from a=b folders
+        )
+        loaded = reader.load(jvm.org.apache.spark.api.python.PythonUtils.toSeq(names))  # type: ignore[union-attr]
+    finally:
+        if before is None:
+            spark.conf.unset(LISTING_PARALLELISM)
+        else:
+            spark.conf.set(LISTING_PARALLELISM, before)
+    return DataFrame(loaded, spark)
 
 
 def _path_segment_from_end(position: int) -> Column:
@@ -61,5 +99,16 @@ def with_split(split_names: Sequence[str]) -> Callable[[DataFrame], DataFrame]:
         return df.withColumn(
             SPLIT, F.when(grandparent.isin(list(split_names)), grandparent).otherwise(F.lit(None))
         )
+
+    return transform
+
+
+def to_images(split_names: Sequence[str]) -> Callable[[DataFrame], DataFrame]:
+    """Return a transform from a ``binaryFile`` frame to the images the model gets:
+    ``path, label, split, content`` (``with_label``, ``with_split``; nothing is read yet)."""
+
+    def transform(df: DataFrame) -> DataFrame:
+        labelled = df.transform(with_label).transform(with_split(split_names))
+        return labelled.select(*KEY_COLUMNS, CONTENT)
 
     return transform
