@@ -24,7 +24,7 @@ import io
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from enum import Enum
 from importlib import metadata
@@ -271,6 +271,8 @@ def run_job(config: JobConfig, progress: Progress, make_session: SessionFactory)
         info["detail"] = f"{config.weights}, sha256 {weights.sha256[:12]}..."
     with progress.stage(Stage.LIST.value) as info:
         listing = list_input(spark, config.input_uri, config.split_names)
+        if previous:  # every join of the increment reads it, and inventory/: one scan, not seven
+            listing = replace(listing, scanned=listing.scanned.cache())
         increment = (
             plan_increment(listing, previous, read_new_files(config.split_names))
             if previous else None
@@ -361,4 +363,5 @@ def run_job(config: JobConfig, progress: Progress, make_session: SessionFactory)
         raise
     finally:
         delete(spark, child_uri(output, STAGING))
+        listing.scanned.unpersist()
     return manifest
