@@ -37,6 +37,7 @@ def test_incremental_benchmark_runs_and_prints_the_ratio() -> None:
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "the model ran on 4 photos, 40 reused" in completed.stdout
     assert "B / C = " in completed.stdout
+    assert "with the listing stage" in completed.stdout and "whole processes" in completed.stdout
 
 
 def test_accounting_benchmark_runs_and_prints_the_driver_memory() -> None:
