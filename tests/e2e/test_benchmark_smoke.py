@@ -33,11 +33,14 @@ def run_benchmark(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_incremental_benchmark_runs_and_prints_the_ratio() -> None:
-    completed = run_benchmark("-m", "benchmarks.incremental", "--n", "40", "--quiet-wait", "0")
+    completed = run_benchmark(
+        "-m", "benchmarks.incremental", "--n", "40", "--repeats", "1", "--quiet-wait", "0"
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "the model ran on 4 photos, 40 reused" in completed.stdout
     assert "B / C = " in completed.stdout
     assert "with the listing stage" in completed.stdout and "whole processes" in completed.stdout
+    assert "C1's stages (s): " in completed.stdout
 
 
 def test_accounting_benchmark_runs_and_prints_the_driver_memory() -> None:
