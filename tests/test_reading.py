@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import boto3
 from pyspark.sql import functions as F
 
 from fruits_pipeline.reading import (
@@ -15,6 +16,7 @@ from fruits_pipeline.reading import (
     with_label,
     with_split,
 )
+from tests.aws import point_spark_at
 from tests.conftest import SAMPLE
 
 FOLDERS = ["Apple Red 1", "Pineapple Mini", "Pêche de vigne", "Äpfel", "Cherry"]
@@ -86,3 +88,17 @@ def test_read_image_files_of_no_file_is_empty(spark, tmp_path: Path) -> None:
     loaded = read_image_files(nothing)
     assert loaded.count() == 0
     assert loaded.schema == read_images(spark, str(tmp_path)).schema
+
+
+def test_read_image_files_reads_exactly_the_named_objects_on_s3(spark, aws) -> None:
+    point_spark_at(spark, aws)
+    jpeg = next(SAMPLE.rglob("*.jpg")).read_bytes()
+    s3 = boto3.client("s3")
+    folder = "in/Training/We[ir]d {x}"
+    for name in [*AWKWARD, "c1.jpg", "ab.jpg"]:  # the last two match c[1] and a*b as globs
+        s3.put_object(Bucket="fruits-data-eu", Key=f"{folder}/{name}", Body=jpeg)
+    wanted = [f"s3://fruits-data-eu/{folder}/{name}" for name in AWKWARD]
+    named = spark.createDataFrame([(path,) for path in wanted], "path string")
+    loaded = read_image_files(named).collect()
+    assert sorted(row.path for row in loaded) == sorted(wanted)
+    assert all(row.content == jpeg and row.length == len(jpeg) for row in loaded)
