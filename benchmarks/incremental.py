@@ -31,28 +31,22 @@ from benchmarks.throughput import (
     ROOT,
     SHARED_SAMPLE,
     SHIPPED_SAMPLE,
-    WEIGHTS,
     load_average,
     machine,
     prepare_images,
-    run_measured,
+    run_job,
     wait_for_quiet,
 )
 from fruits_pipeline.manifest import Manifest
 
 TARGET_RATIO = 0.5
-
-
 LIST_STAGE = "list input"  # job.Stage.LIST: an incremental run also plans its increment there
 
 
 def run(images: Path, output: Path, *extra: str) -> tuple[Manifest, float]:
     """The job's manifest, and the wall seconds of its whole process (start-up included)."""
-    command = [str(Path(sys.executable).parent / "fruits-pipeline"), "--input", str(images),
-               "--output", str(output), "--weights", str(WEIGHTS), "--no-probe", "--overwrite",
-               *extra]  # fmt: skip
-    _, wall, _ = run_measured(command)
-    return Manifest.loads((output / "manifest.json").read_text()), wall
+    manifest, wall, _ = run_job(images, output, "--no-probe", *extra)
+    return manifest, wall
 
 
 def seconds(manifest: Manifest) -> float:

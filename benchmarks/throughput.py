@@ -284,12 +284,19 @@ def run_measured(command: list[str]) -> tuple[str, float, dict[str, float]]:
     return stdout, wall, sampler.summary_mb()
 
 
-def run_ours(images: Path, output: Path, engine: str, probe: bool = False) -> dict:
+def run_job(images: Path, output: Path, *extra: str) -> tuple[Manifest, float, dict[str, float]]:
+    """``fruits-pipeline`` on ``images`` (the benchmark weights, ``--overwrite``, ``extra``), in
+    its own process: its manifest, the process's wall seconds and its peak RSS (MB)."""
     command = [str(Path(sys.executable).parent / "fruits-pipeline"), "--input", str(images),
                "--output", str(output), "--weights", str(WEIGHTS), "--overwrite",
-               "--engine", engine, *([] if probe else ["--no-probe"])]  # fmt: skip
+               *extra]  # fmt: skip
     _, wall, memory = run_measured(command)
-    manifest = Manifest.loads((output / "manifest.json").read_text())
+    return Manifest.loads((output / "manifest.json").read_text()), wall, memory
+
+
+def run_ours(images: Path, output: Path, engine: str, probe: bool = False) -> dict:
+    manifest, wall, memory = run_job(images, output, "--engine", engine,
+                                     *([] if probe else ["--no-probe"]))  # fmt: skip
     assert manifest.counts and manifest.throughput and manifest.reduction
     return {
         "engine": engine,
