@@ -26,14 +26,13 @@ from urllib.parse import parse_qsl
 
 import boto3
 
+from fruits_pipeline.s3a import find_jars, jars_dir
 from tests.aws import LocalAws, start_local_aws
 from tests.conftest import ROOT, SAMPLE, WEIGHTS
 
 BUCKET = "fruits-data-eu"
 INPUT = f"s3a://{BUCKET}/fruits-360/"
 OUTPUT = f"s3a://{BUCKET}/runs/capture/"
-DEFAULT_JARS = Path.home() / ".cache" / "fruits-pipeline" / "s3a-jars"
-JARS = ("hadoop-aws-3.3.1.jar", "aws-java-sdk-bundle-1.11.901.jar")
 # Small parts so that an 11 MB file goes up as a multipart upload (S3A's minimum part: 5 MB).
 PART_BYTES = 5 * 1024 * 1024
 
@@ -52,7 +51,7 @@ def s3a_session(aws: LocalAws, jars: Path) -> Any:
     builder = (
         SparkSession.builder.master("local[1]")
         .appName("s3a-capture")
-        .config("spark.jars", ",".join(str(jars / name) for name in JARS))
+        .config("spark.jars", ",".join(str(jar) for jar in find_jars(jars)))
         .config("spark.ui.enabled", "false")
     )
     s3a = {
@@ -128,7 +127,7 @@ def recorded(aws: LocalAws, phase: str) -> list[dict[str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jars", type=Path, default=DEFAULT_JARS)
+    parser.add_argument("--jars", type=Path, default=jars_dir())
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "data" / "s3a-requests.json")
     args = parser.parse_args()
 
