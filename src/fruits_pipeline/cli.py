@@ -29,6 +29,7 @@ outputs under --output:
   errors/        path, label, split, error_kind, error_message: images that could not be used
   pca/           path, label, split, pca_features (array<float>[k])
   model/         the fitted StandardScaler + PCA (pyspark.ml.PipelineModel.load)
+  inventory/     path, length, modificationTime of every file: what --incremental-from compares
   manifest.json  counts per label, k and the variance curve, probe accuracy, timings, weights
                  sha256, versions;
                  written last, "status": "succeeded" only when everything else was written
