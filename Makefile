@@ -13,16 +13,24 @@ SAMPLE_INPUT ?= sample/fruits-360
 SAMPLE_OUTPUT ?= runs/sample
 PYTEST_ARGS ?=
 
-.PHONY: sample test test-quick s3a-jars install clean
+.PHONY: sample test test-quick s3a-jars install lock clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Re-installs only when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/activate
-	$(BIN)/python -m pip install --quiet -e '.[dev,report]'
+# The tested environment is requirements/lock.txt, installed exactly (no resolution, so a clean
+# clone tests the same versions whatever was released since); `make lock` re-resolves it.
+# Re-installs only when the lock or pyproject.toml changes.
+$(VENV)/.installed: requirements/lock.txt pyproject.toml | $(BIN)/activate
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		--requirement requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $@
+
+# Re-resolve pyproject.toml into requirements/lock.txt and requirements/emr.txt (scripts/lock.sh).
+lock:
+	PYTHON=$(PYTHON) scripts/lock.sh
 
 install: $(VENV)/.installed
 

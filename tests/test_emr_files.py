@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from tests.conftest import ROOT
 
@@ -27,23 +28,33 @@ def project_pins() -> dict[str, str]:
     return dict(dependency.split("==") for dependency in dependencies)
 
 
-def lock_pins() -> dict[str, str]:
-    lines = (ROOT / "requirements" / "emr.txt").read_text().splitlines()
-    return dict(line.split("==") for line in lines if line and not line.startswith("#"))
+def read_pins(name: str) -> dict[str, str]:
+    """``{canonical name: version}`` of a lock under requirements/ (pip freeze keeps each
+    project's own spelling: ``opt_einsum``, ``Pygments``)."""
+    lines = (ROOT / "requirements" / name).read_text().splitlines()
+    pins = (line.split("==") for line in lines if line and not line.startswith("#"))
+    return {canonicalize_name(name): version for name, version in pins}
 
 
-def test_emr_lock_is_the_tested_environment_and_agrees_with_pyproject() -> None:
+def test_the_environment_under_test_is_the_lock() -> None:
+    """``make install`` installs requirements/lock.txt exactly: every pin is what runs here."""
+    locked = read_pins("lock.txt")
+    assert {"pyspark", "pytest", "moto", "ruff", "matplotlib", "pip"} <= set(locked)
+    installed = {name: metadata.version(name) for name in locked}
+    assert installed == locked
+
+
+def test_emr_lock_is_the_tested_lock_and_agrees_with_pyproject() -> None:
     fresh = subprocess.run([sys.executable, str(ROOT / "scripts" / "lock_emr_requirements.py"),
                             "--check"], capture_output=True, text=True, check=False)  # fmt: skip
-    assert fresh.returncode == 0, fresh.stderr  # the lock is this venv's closure, regenerated
-    pins = lock_pins()
+    assert fresh.returncode == 0, fresh.stderr  # the EMR lock is this env's closure, regenerated
+    pins, locked = read_pins("emr.txt"), read_pins("lock.txt")
+    assert {name: locked.get(name) for name in pins} == pins  # a subset of the tested lock
     expected = project_pins()
     assert expected.pop("pyspark").startswith("3.5.")  # EMR 7.x brings its own Spark 3.5
     assert {name: pins.get(name) for name in expected} == expected
     # What the job imports but pyproject only gets through TensorFlow: pinned all the same.
     assert {"keras", "h5py"} <= set(pins)
-    for name, version in pins.items():
-        assert metadata.version(name) == version, name
     assert not {"pyspark", "py4j", "pytest", "moto", "awscli", "ruff", "matplotlib"} & set(pins)
 
 
