@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from fruits_pipeline.s3a import find_jars
+from fruits_pipeline.jars import ICEBERG_JARS, S3A_JARS, find_jars
 from tests.aws import LocalAws, create_bucket, reset_aws, start_local_aws
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,11 +24,13 @@ SHARED_SAMPLE = ROOT.parent / "shared" / "fruits-360-sample"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers: this venv, whatever PATH says
 # Every JVM this test process starts (the fixture's, or a job's run in-process, whichever comes
-# first: stopping a session does not restart the JVM) has the S3A jars, so any test can read a
-# run written to the local S3 server (``make test`` fetches them).
+# first: stopping a session does not restart the JVM) has the S3A and Iceberg jars, so any test
+# can read a run written to the local S3 server or open an Iceberg table (``make test`` fetches
+# them).
 os.environ.setdefault(
     "PYSPARK_SUBMIT_ARGS",
-    f"--driver-class-path {os.pathsep.join(str(jar) for jar in find_jars())} pyspark-shell",
+    "--driver-class-path "
+    f"{os.pathsep.join(str(jar) for jar in find_jars(S3A_JARS + ICEBERG_JARS))} pyspark-shell",
 )
 
 
@@ -47,8 +49,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def spark() -> SparkSession:
     """``local[2]`` session for the whole test run (the job reuses it with getOrCreate).
 
-    The S3A jars are on its class path (``PYSPARK_SUBMIT_ARGS`` above), so a test can read a run
-    written to the local S3 server once it points the session there (``point_spark_at``).
+    The S3A and Iceberg jars are on its class path (``PYSPARK_SUBMIT_ARGS`` above), so a test
+    can read a run written to the local S3 server once it points the session there
+    (``point_spark_at``).
     """
     session = (
         SparkSession.builder.master("local[2]")

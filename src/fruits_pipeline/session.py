@@ -9,8 +9,9 @@ from pyspark.sql import SparkSession
 
 from fruits_pipeline.config import FILE_OPEN_COST_BYTES, MAX_PARTITION_BYTES, JobConfig
 from fruits_pipeline.errors import UsageError
+from fruits_pipeline.jars import S3A_JARS, classpath_settings, find_jars
 from fruits_pipeline.model import TENSORFLOW_ENV
-from fruits_pipeline.s3a import find_jars, s3_endpoint, s3a_settings
+from fruits_pipeline.s3a import s3_endpoint, s3a_settings
 from fruits_pipeline.storage import is_s3_uri
 
 # Local runs share their cores between the JVM and the model. The JVM's work here is light
@@ -78,7 +79,11 @@ def build_session(config: JobConfig, bucket_regions: dict[str, str]) -> SparkSes
     if not launched_by_spark_submit() and any(
         is_s3_uri(uri) for uri in (config.input_uri, config.output_uri)
     ):
-        for key, value in s3a_settings(find_jars(), bucket_regions, s3_endpoint()).items():
+        settings = {
+            **classpath_settings(find_jars(S3A_JARS)),
+            **s3a_settings(bucket_regions, s3_endpoint()),
+        }
+        for key, value in settings.items():
             builder = builder.config(key, value)
     return builder.getOrCreate()
 
