@@ -17,7 +17,7 @@ from fruits_pipeline.jars import (
 )
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.spark
 
 FETCH = ROOT / "scripts" / "fetch_jars.sh"
 
