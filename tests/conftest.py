@@ -14,6 +14,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from fruits_pipeline.jars import ICEBERG_JARS, S3A_JARS, find_jars
+from fruits_pipeline.table import CollectionTable, open_collection, parse_table
 from tests.aws import LocalAws, create_bucket, reset_aws, start_local_aws
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,3 +147,16 @@ def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
         create_bucket(bucket, region)
     local_aws.requests.clear()  # tests see only what the code under test sent
     return local_aws
+
+
+@pytest.fixture
+def collection(spark: SparkSession, tmp_path: Path) -> CollectionTable:
+    """An empty collection (``table.py``) in a Hadoop catalog under ``tmp_path``, opened with
+    ``tests.fake_chunks.PROVENANCE``; its tables are dropped afterwards."""
+    from tests.fake_chunks import PROVENANCE
+
+    table = parse_table(str(tmp_path / "collection"))
+    open_collection(spark, table, PROVENANCE)
+    yield table
+    for name in (table.features, table.errors, table.moments):
+        spark.sql(f"DROP TABLE IF EXISTS {name}")

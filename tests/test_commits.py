@@ -3,77 +3,26 @@ model again on any committed image (a fake model on tiny local Iceberg tables)."
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
-
-import numpy as np
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from fruits_pipeline.commits import chunk_count, featurize_in_chunks, with_chunk
 from fruits_pipeline.table import (
     CollectionTable,
-    Featurizer,
     held_identities,
     listed_identities,
-    open_collection,
-    parse_table,
     plan_changes,
-    with_provenance,
 )
+from tests.fake_chunks import IDENTITY_SCHEMA, WHEN, FakeModel
 
 pytestmark = pytest.mark.spark
 
-FEATURIZER = Featurizer("ab" * 32, "openvino", "fp32", "mobilenet_v2", 224)
-WHEN = datetime(2026, 1, 1)
 PATHS = [f"file:/in/Training/apple/{i}.jpg" for i in range(10)]
-BAD = {PATHS[3], PATHS[7]}  # what the fake model cannot decode
-
-
-class FakeModel:
-    """Featurizes a chunk on the driver and remembers every path it ran on; fails on the
-    chunk number ``fail_at`` (counting from 0) when given."""
-
-    def __init__(self, spark: SparkSession, identities: DataFrame, fail_at: int | None = None):
-        self.spark, self.identities, self.fail_at = spark, identities, fail_at
-        self.ran: list[str] = []
-        self.calls = 0
-
-    def __call__(self, paths: DataFrame) -> tuple[DataFrame, DataFrame]:
-        if self.calls == self.fail_at:
-            raise RuntimeError("the driver was lost")
-        self.calls += 1
-        names = sorted(row.path for row in paths.collect())
-        self.ran.extend(names)
-        good = [
-            (p, "apple", "Training", np.full(1280, len(p), np.float32).tolist())
-            for p in names
-            if p not in BAD
-        ]
-        bad = [(p, "apple", "Training", "corrupt", "fake") for p in names if p in BAD]
-        provenance = with_provenance(self.identities, FEATURIZER, "run-1")
-        features = self.spark.createDataFrame(
-            good, "path string, label string, split string, features array<float>"
-        ).transform(provenance)
-        errors = self.spark.createDataFrame(
-            bad, "path string, label string, split string, error_kind string, error_message string"
-        ).transform(provenance)
-        return features, errors
-
-
-@pytest.fixture
-def collection(spark: SparkSession, tmp_path: Path) -> CollectionTable:
-    table = parse_table(str(tmp_path / "collection"))
-    open_collection(spark, table, FEATURIZER)
-    yield table
-    for name in (table.features, table.errors, table.moments):
-        spark.sql(f"DROP TABLE IF EXISTS {name}")
+BAD = frozenset({PATHS[3], PATHS[7]})  # what the fake model cannot decode
 
 
 def listed(spark: SparkSession) -> DataFrame:
-    return spark.createDataFrame(
-        [(p, 5, WHEN) for p in PATHS], "path string, length long, modificationTime timestamp"
-    )
+    return spark.createDataFrame([(p, 5, WHEN) for p in PATHS], IDENTITY_SCHEMA)
 
 
 def to_featurize(spark: SparkSession, table: CollectionTable) -> DataFrame:
@@ -95,7 +44,7 @@ def test_chunks_cover_every_path_once(spark: SparkSession) -> None:
 def test_each_chunk_is_committed_and_a_failed_pass_resumes_without_rerunning(
     spark: SparkSession, collection: CollectionTable
 ) -> None:
-    first = FakeModel(spark, listed(spark), fail_at=1)
+    first = FakeModel(spark, listed(spark), bad=BAD, fail_at=1)
     with pytest.raises(RuntimeError, match="driver was lost"):
         featurize_in_chunks(
             to_featurize(spark, collection), 3, first, collection.features, collection.errors
@@ -104,7 +53,7 @@ def test_each_chunk_is_committed_and_a_failed_pass_resumes_without_rerunning(
     assert committed == set(first.ran) and 0 < len(committed) < len(PATHS)
     assert spark.sql(f"SELECT * FROM {collection.features}.snapshots").count() == 1
 
-    second = FakeModel(spark, listed(spark))
+    second = FakeModel(spark, listed(spark), bad=BAD)
     done = featurize_in_chunks(
         to_featurize(spark, collection), 3, second, collection.features, collection.errors
     )

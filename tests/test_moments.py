@@ -54,6 +54,7 @@ def assert_same_reduction(ours: Reduction, scratch: Reduction) -> None:
     assert ours.achieved_variance == pytest.approx(scratch.achieved_variance, abs=1e-5)
 
 
+@pytest.mark.spark  # four 1280 x 1280 eigendecompositions: seconds
 def test_adding_new_and_removing_gone_rows_equals_a_fit_from_scratch() -> None:
     old, new = features(400, seed=1), features(120, seed=2)
     gone, changed = old[:50], old[50:80]

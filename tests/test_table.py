@@ -19,7 +19,7 @@ from fruits_pipeline.table import (
     ERRORS_TABLE_SCHEMA,
     FEATURES_TABLE_SCHEMA,
     CollectionTable,
-    Featurizer,
+    Provenance,
     StoredMoments,
     append,
     current_snapshot,
@@ -34,21 +34,12 @@ from fruits_pipeline.table import (
     update_moments,
     with_provenance,
 )
+from tests.fake_chunks import PROVENANCE
 
 pytestmark = pytest.mark.spark
 
-FEATURIZER = Featurizer("ab" * 32, "openvino", "fp32", "mobilenet_v2", 224)
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 T1 = datetime(2026, 2, 1, 12, 0, 0)
-
-
-@pytest.fixture
-def collection(spark: SparkSession, tmp_path: Path) -> CollectionTable:
-    table = parse_table(str(tmp_path / "collection"))
-    open_collection(spark, table, FEATURIZER)
-    yield table
-    for name in (table.features, table.errors, table.moments):
-        spark.sql(f"DROP TABLE IF EXISTS {name}")
 
 
 def vectors(seed: int, rows: int) -> np.ndarray:
@@ -68,22 +59,35 @@ def identities(spark: SparkSession, rows: list[tuple]) -> DataFrame:
     return spark.createDataFrame(rows, "path string, length long, modificationTime timestamp")
 
 
+def catalog_of(table: CollectionTable) -> str:
+    return table.features.split(".")[0]
+
+
 def test_parse_table_folders_and_glue(tmp_path: Path) -> None:
     local = parse_table(str(tmp_path / "c"))
-    assert local.settings[f"spark.sql.catalog.{CATALOG}.warehouse"] == f"file:{tmp_path}/c"
-    assert local.settings[f"spark.sql.catalog.{CATALOG}.type"] == "hadoop"
-    assert (local.features, local.errors) == (f"{CATALOG}.features", f"{CATALOG}.errors")
+    prefix = f"spark.sql.catalog.{catalog_of(local)}"
+    assert catalog_of(local).startswith(CATALOG)
+    assert local.settings[f"{prefix}.warehouse"] == f"file:{tmp_path}/c"
+    assert local.settings[f"{prefix}.type"] == "hadoop"
+    assert local.settings[prefix] == "org.apache.iceberg.spark.SparkCatalog"
+    assert local.features.split(".")[1:] == ["features"]
+    assert local.errors.split(".")[1:] == ["errors"]
+    other = parse_table(str(tmp_path / "d"))
+    assert catalog_of(other) != catalog_of(local)  # Spark never reconfigures a named catalog
+    assert catalog_of(parse_table(f"file:{tmp_path}/c")) == catalog_of(local)
     s3 = parse_table("s3://fruits-data-eu/collections/fruits/")
-    assert (
-        s3.settings[f"spark.sql.catalog.{CATALOG}.warehouse"]
-        == "s3://fruits-data-eu/collections/fruits"
-    )
+    warehouse = s3.settings[f"spark.sql.catalog.{catalog_of(s3)}.warehouse"]
+    assert warehouse == "s3://fruits-data-eu/collections/fruits"
     glue = parse_table("glue:fruits.photos", warehouse="s3://fruits-data-eu/warehouse")
-    assert glue.features == f"{CATALOG}.fruits.photos"
-    assert glue.errors == f"{CATALOG}.fruits.photos_errors"
-    assert glue.settings[f"spark.sql.catalog.{CATALOG}.catalog-impl"].endswith("GlueCatalog")
-    assert (
-        glue.settings[f"spark.sql.catalog.{CATALOG}.warehouse"] == "s3://fruits-data-eu/warehouse"
+    prefix = f"spark.sql.catalog.{catalog_of(glue)}"
+    assert glue.features == f"{catalog_of(glue)}.fruits.photos"
+    assert glue.errors == f"{catalog_of(glue)}.fruits.photos_errors"
+    assert glue.settings[f"{prefix}.catalog-impl"] == "org.apache.iceberg.aws.glue.GlueCatalog"
+    assert glue.settings[f"{prefix}.warehouse"] == "s3://fruits-data-eu/warehouse"
+    assert f"{prefix}.glue.endpoint" not in glue.settings
+    local_aws = parse_table("glue:fruits.photos", endpoint="http://127.0.0.1:5000")
+    assert local_aws.settings[f"spark.sql.catalog.{catalog_of(local_aws)}.s3.endpoint"] == (
+        "http://127.0.0.1:5000"
     )
     with pytest.raises(UsageError, match=r"glue:DATABASE\.TABLE"):
         parse_table("glue:photos")
@@ -108,7 +112,7 @@ def test_a_new_collection_has_the_schemas_and_the_featurizer(
     assert properties["fruits.image_size"] == "224"
     assert properties["format-version"] == "2"
     assert current_snapshot(spark, collection.features) is None
-    open_collection(spark, collection, FEATURIZER)  # reopening the same featurizer is fine
+    open_collection(spark, collection, PROVENANCE)  # reopening the same featurizer is fine
 
 
 def test_another_featurizer_is_refused_and_nothing_is_committed(
@@ -116,12 +120,12 @@ def test_another_featurizer_is_refused_and_nothing_is_committed(
 ) -> None:
     append(
         feature_rows(spark, ["file:/p/a.jpg"], vectors(0, 1)).transform(
-            with_provenance(identities(spark, [("file:/p/a.jpg", 5, T0)]), FEATURIZER, "run-1")
+            with_provenance(identities(spark, [("file:/p/a.jpg", 5, T0)]), PROVENANCE, "run-1")
         ),
         collection.features,
     )
     before = current_snapshot(spark, collection.features)
-    other = Featurizer("cd" * 32, "openvino", "int8", "mobilenet_v2", 224)
+    other = Provenance("cd" * 32, "openvino", "int8", "mobilenet_v2", 224)
     with pytest.raises(TableMismatchError) as refused:
         open_collection(spark, collection, other)
     assert "weights_sha256: table abab" in str(refused.value)
@@ -177,7 +181,7 @@ def test_delete_and_append_are_commits_and_held_identities_see_both_tables(
     )
     append(
         feature_rows(spark, ["file:/p/a.jpg", "file:/p/b.jpg"], vectors(1, 2)).transform(
-            with_provenance(ids, FEATURIZER, "run-1")
+            with_provenance(ids, PROVENANCE, "run-1")
         ),
         collection.features,
     )
@@ -185,7 +189,7 @@ def test_delete_and_append_are_commits_and_held_identities_see_both_tables(
         [("file:/p/bad.jpg", "apple", "Training", "truncated", "cut short")],
         "path string, label string, split string, error_kind string, error_message string",
     )
-    append(errors.transform(with_provenance(ids, FEATURIZER, "run-1")), collection.errors)
+    append(errors.transform(with_provenance(ids, PROVENANCE, "run-1")), collection.errors)
     row = spark.table(collection.features).where("path = 'file:/p/b.jpg'").first()
     assert (row["length"], row["modificationTime"], row["run_id"]) == (6, T0, "run-1")
     assert (row["engine"], row["precision"], row["image_size"]) == ("openvino", "fp32", 224)
@@ -211,7 +215,7 @@ def test_moments_follow_the_table_across_snapshots(
     paths = [f"file:/p/{i}.jpg" for i in range(6)]
     ids = identities(spark, [(path, 5, T0) for path in paths])
     append(
-        feature_rows(spark, paths, first).transform(with_provenance(ids, FEATURIZER, "run-1")),
+        feature_rows(spark, paths, first).transform(with_provenance(ids, PROVENANCE, "run-1")),
         collection.features,
     )
     update = update_moments(spark, collection, None)
@@ -231,7 +235,7 @@ def test_moments_follow_the_table_across_snapshots(
     new_ids = identities(spark, [(path, 9, T1) for path in new_paths])
     append(
         feature_rows(spark, new_paths, second).transform(
-            with_provenance(new_ids, FEATURIZER, "run-2")
+            with_provenance(new_ids, PROVENANCE, "run-2")
         ),
         collection.features,
     )
@@ -252,3 +256,58 @@ def test_moments_follow_the_table_across_snapshots(
     )
     assert latest_moments(spark, collection).run_id == "run-2"
     assert latest_moments(spark, collection, fitted=True).run_id == "run-1"
+
+
+@pytest.fixture
+def jvm_credentials(spark: SparkSession, aws) -> None:
+    """The local AWS's credentials and region for the JVM's AWS SDK v2 (Iceberg's Glue and S3
+    clients): its environment was fixed when the test session's JVM started, but the SDK's
+    default chain reads Java system properties first."""
+    system = spark.sparkContext._jvm.java.lang.System
+    values = {
+        "aws.accessKeyId": "testing",
+        "aws.secretAccessKey": "testing",
+        "aws.region": "eu-west-1",
+    }
+    for key, value in values.items():
+        system.setProperty(key, value)
+    yield
+    for key in values:
+        system.clearProperty(key)
+
+
+def test_a_glue_collection_on_the_local_aws(spark: SparkSession, aws, jvm_credentials) -> None:
+    import boto3
+
+    boto3.client("glue").create_database(DatabaseInput={"Name": "fruits"})
+    table = parse_table(
+        "glue:fruits.photos", warehouse="s3://fruits-data-eu/warehouse", endpoint=aws.endpoint
+    )
+    open_collection(spark, table, PROVENANCE)
+    ids = identities(spark, [("s3://fruits-data-eu/in/a.jpg", 5, T0)])
+    rows = feature_rows(spark, ["s3://fruits-data-eu/in/a.jpg"], vectors(4, 1))
+    append(rows.transform(with_provenance(ids, PROVENANCE, "run-1")), table.features)
+    first = current_snapshot(spark, table.features)
+    delete_paths(spark, table.features, ids.select("path"))
+    assert spark.table(table.features).count() == 0
+    assert spark.sql(f"SELECT * FROM {table.features} VERSION AS OF {first}").count() == 1
+    open_collection(spark, table, PROVENANCE)
+    with pytest.raises(TableMismatchError):
+        open_collection(
+            spark, table, Provenance("cd" * 32, "openvino", "fp32", "mobilenet_v2", 224)
+        )
+    glue = {
+        t["Name"]: t for t in boto3.client("glue").get_tables(DatabaseName="fruits")["TableList"]
+    }
+    assert sorted(glue) == ["photos", "photos_errors", "photos_moments"]
+    assert glue["photos"]["Parameters"]["table_type"] == "ICEBERG"
+    assert glue["photos"]["Parameters"]["metadata_location"].startswith(
+        "s3://fruits-data-eu/warehouse/fruits.db/photos/metadata/"
+    )
+    calls = {request["target"] for request in aws.requests if request["target"]}
+    assert {
+        "AWSGlue.GetDatabase",
+        "AWSGlue.CreateTable",
+        "AWSGlue.GetTable",
+        "AWSGlue.UpdateTable",
+    } <= calls

@@ -1,10 +1,10 @@
 """A collection's state in Apache Iceberg tables: what ``--table`` names.
 
-A collection is three Iceberg tables in one Spark catalog (``CATALOG``):
+A collection is three Iceberg tables in one Spark catalog (``CATALOG`` and a digest):
 
 - ``features``: one row per featurized image, keyed by ``path``, with the file's identity
   (``length``, ``modificationTime``), ``label``, ``split``, ``features`` (array<float>[1280]),
-  the featurizer that made it (``Featurizer``: weights sha256, engine, precision, extractor,
+  the featurizer that made it (``Provenance``: weights sha256, engine, precision, extractor,
   image size) and the ``run_id`` that committed it;
 - ``errors``: likewise for every listed file that could not be used, with the reason;
 - ``moments``: one row per run, the scaler + PCA moments of ``features`` at one of its
@@ -24,6 +24,7 @@ are atomic.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections.abc import Callable
@@ -65,14 +66,17 @@ _TABLE_PROPERTIES = {
     "write.merge.mode": "merge-on-read",
 }
 _PROPERTY_PREFIX = "fruits."
+# The moments' 1280 x 1280 scatter is stored as the bytes of a row-major little-endian float64
+# matrix (13 MB): as array<double>, 1.6 million Python floats went through Py4J each way.
+_SCATTER_DTYPE = np.dtype("<f8")
 
 
 @dataclass(frozen=True)
-class Featurizer:
+class Provenance:
     """What made a collection's features; a table holds the features of exactly one.
 
     Each field is a column of every row and a table property (``fruits.<field>``); a run with
-    another featurizer is refused (``check_featurizer``).
+    another featurizer is refused (``check_provenance``).
     """
 
     weights_sha256: str
@@ -99,7 +103,7 @@ ERRORS_TABLE_SCHEMA = (
 )
 MOMENTS_TABLE_SCHEMA = (
     f"{SNAPSHOT} long, {RUN_ID} string, committed_at timestamp, rows long, "
-    "mean array<double>, scatter array<double>, fitted boolean, k int"
+    "mean array<double>, scatter binary, fitted boolean, k int"
 )
 
 
@@ -114,7 +118,9 @@ class CollectionTable:
     moments: str
 
 
-def parse_table(value: str, warehouse: str | None = None) -> CollectionTable:
+def parse_table(
+    value: str, warehouse: str | None = None, endpoint: str | None = None
+) -> CollectionTable:
     """``--table`` -> ``CollectionTable``.
 
     Args:
@@ -122,40 +128,55 @@ def parse_table(value: str, warehouse: str | None = None) -> CollectionTable:
             absolute) or ``glue:DATABASE.TABLE``.
         warehouse: where a Glue table's data goes (``s3://bucket/prefix``); needed for Glue
             only, and only when the table does not exist yet.
+        endpoint: one endpoint for Glue and S3 (a local AWS server, ``s3a.s3_endpoint()``),
+            for a Glue table; None for AWS's own.
 
     Raises:
         UsageError: a Glue name that is not ``DATABASE.TABLE``.
+
+    Pitfall: Spark builds a catalog once per name and ignores later changes to its settings;
+    so the catalog's name is a digest of its settings (``CATALOG`` + 8 hex digits), and two
+    collections in one session never share one.
     """
-    prefix = f"spark.sql.catalog.{CATALOG}"
     if value.startswith(GLUE_PREFIX):
         database, _, name = value[len(GLUE_PREFIX) :].partition(".")
         if not database or not name or "." in name:
             raise UsageError(f"--table {value}: a Glue table is glue:DATABASE.TABLE")
-        settings = {
-            prefix: f"{_ICEBERG}.spark.SparkCatalog",
-            f"{prefix}.catalog-impl": f"{_ICEBERG}.aws.glue.GlueCatalog",
-            f"{prefix}.io-impl": f"{_ICEBERG}.aws.s3.S3FileIO",
+        properties = {
+            "catalog-impl": f"{_ICEBERG}.aws.glue.GlueCatalog",
+            "io-impl": f"{_ICEBERG}.aws.s3.S3FileIO",
         }
         if warehouse:
-            settings[f"{prefix}.warehouse"] = warehouse
-        base = f"{CATALOG}.{database}.{name}"
+            properties["warehouse"] = warehouse
+        if endpoint:
+            properties.update(
+                {"glue.endpoint": endpoint, "s3.endpoint": endpoint, "s3.path-style-access": "true"}
+            )
+        catalog, settings = _catalog(properties)
+        base = f"{catalog}.{database}.{name}"
         return CollectionTable(value, settings, base, f"{base}_errors", f"{base}_moments")
     uri = value if is_s3_uri(value) or ":" in value.split("/")[0] else _file_uri(value)
-    settings = {
-        prefix: f"{_ICEBERG}.spark.SparkCatalog",
-        f"{prefix}.type": "hadoop",
-        f"{prefix}.warehouse": uri.rstrip("/"),
-    }
+    catalog, settings = _catalog({"type": "hadoop", "warehouse": uri.rstrip("/")})
     return CollectionTable(
-        uri, settings, f"{CATALOG}.features", f"{CATALOG}.errors", f"{CATALOG}.moments"
+        uri, settings, f"{catalog}.features", f"{catalog}.errors", f"{catalog}.moments"
     )
+
+
+def _catalog(properties: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """A catalog's name, from its ``properties``, and its Spark settings."""
+    digest = hashlib.sha256(repr(sorted(properties.items())).encode()).hexdigest()[:8]
+    name = f"{CATALOG}_{digest}"
+    prefix = f"spark.sql.catalog.{name}"
+    settings = {prefix: f"{_ICEBERG}.spark.SparkCatalog"}
+    settings.update({f"{prefix}.{key}": value for key, value in properties.items()})
+    return name, settings
 
 
 def _file_uri(path: str) -> str:
     return "file:" + os.path.abspath(path)
 
 
-def open_collection(spark: SparkSession, table: CollectionTable, featurizer: Featurizer) -> None:
+def open_collection(spark: SparkSession, table: CollectionTable, provenance: Provenance) -> None:
     """Point ``spark`` at the collection's catalog, check the featurizer, create what is missing.
 
     Raises:
@@ -167,13 +188,13 @@ def open_collection(spark: SparkSession, table: CollectionTable, featurizer: Fea
     existing = {name: spark.catalog.tableExists(name) for name in _names(table)}
     for name in (table.features, table.errors):
         if existing[name]:
-            check_featurizer(spark, name, featurizer)
+            check_provenance(spark, name, provenance)
     schemas = {
         table.features: FEATURES_TABLE_SCHEMA,
         table.errors: ERRORS_TABLE_SCHEMA,
         table.moments: MOMENTS_TABLE_SCHEMA,
     }
-    properties = {**_TABLE_PROPERTIES, **featurizer.properties()}
+    properties = {**_TABLE_PROPERTIES, **provenance.properties()}
     for name, schema in schemas.items():
         if not existing[name]:
             listed = ", ".join(f"'{key}'='{value}'" for key, value in properties.items())
@@ -184,8 +205,8 @@ def _names(table: CollectionTable) -> tuple[str, str, str]:
     return table.features, table.errors, table.moments
 
 
-def check_featurizer(spark: SparkSession, name: str, featurizer: Featurizer) -> None:
-    """Refuse table ``name`` unless its ``fruits.*`` properties are ``featurizer``'s.
+def check_provenance(spark: SparkSession, name: str, provenance: Provenance) -> None:
+    """Refuse table ``name`` unless its ``fruits.*`` properties are ``provenance``'s.
 
     Raises:
         TableMismatchError: the message names each differing property, both values.
@@ -195,7 +216,7 @@ def check_featurizer(spark: SparkSession, name: str, featurizer: Featurizer) -> 
         for row in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()
         if row["key"].startswith(_PROPERTY_PREFIX)
     }
-    wanted = featurizer.properties()
+    wanted = provenance.properties()
     differences = [
         f"{key[len(_PROPERTY_PREFIX) :]}: table {held.get(key)}, this run {value}"
         for key, value in wanted.items()
@@ -263,7 +284,7 @@ def delete_paths(spark: SparkSession, name: str, paths: DataFrame) -> None:
 
 
 def with_provenance(
-    identities: DataFrame, featurizer: Featurizer, run_id: str
+    identities: DataFrame, provenance: Provenance, run_id: str
 ) -> Callable[[DataFrame], DataFrame]:
     """Transform: keyed rows (features' or errors') -> the table's rows: the file's identity
     joined on from ``identities`` (``listed_identities``), the featurizer and ``run_id``."""
@@ -272,7 +293,7 @@ def with_provenance(
         return df.join(identities, PATH, "left").select(
             *FILE_IDENTITY,
             *[column for column in df.columns if column not in FILE_IDENTITY],
-            *featurizer.columns(),
+            *provenance.columns(),
             F.lit(run_id).alias(RUN_ID),
         )
 
@@ -322,11 +343,11 @@ def save_moments(spark: SparkSession, table: CollectionTable, stored: StoredMome
         datetime.now(UTC),
         moments.rows,
         moments.mean.tolist(),
-        moments.scatter.ravel().tolist(),
+        moments.scatter.astype(_SCATTER_DTYPE).tobytes(),
         stored.fitted,
         stored.k,
     )
-    append(spark.createDataFrame([row], MOMENTS_TABLE_SCHEMA), table.moments)
+    append(spark.createDataFrame([row], MOMENTS_TABLE_SCHEMA, verifySchema=False), table.moments)
 
 
 def latest_moments(
@@ -348,7 +369,9 @@ def latest_moments(
         snapshot=row[SNAPSHOT],
         run_id=row[RUN_ID],
         moments=FeatureMoments(
-            int(row["rows"]), np.asarray(row["mean"]), np.asarray(row["scatter"]).reshape(dim, dim)
+            int(row["rows"]),
+            np.asarray(row["mean"]),
+            np.frombuffer(row["scatter"], dtype=_SCATTER_DTYPE).reshape(dim, dim).copy(),
         ),
         fitted=bool(row["fitted"]),
         k=row["k"],
