@@ -36,7 +36,7 @@ from pyspark.sql import functions as F
 from fruits_pipeline import __version__
 from fruits_pipeline.accounting import Listing, add_skipped, count_outcomes, list_input
 from fruits_pipeline.config import JobConfig
-from fruits_pipeline.engines import predictor_factory
+from fruits_pipeline.engines import MOBILENET_V2, ModelSource
 from fruits_pipeline.errors import OutputExistsError, TooManyBadImagesError
 from fruits_pipeline.featurize import failures, featurize_images, make_featurize_udf, successes
 from fruits_pipeline.incremental import Increment, plan_increment
@@ -53,7 +53,6 @@ from fruits_pipeline.manifest import (
     Throughput,
     WeightsInfo,
 )
-from fruits_pipeline.model import load_weights
 from fruits_pipeline.probe import run_probe
 from fruits_pipeline.progress import Progress
 from fruits_pipeline.reading import read_image_files, to_images
@@ -241,7 +240,12 @@ def probe_detail(probe: ProbeSummary) -> str:
     return probe.reason or probe.status
 
 
-def run_job(config: JobConfig, progress: Progress, make_session: SessionFactory) -> Manifest:
+def run_job(
+    config: JobConfig,
+    progress: Progress,
+    make_session: SessionFactory,
+    model: ModelSource = MOBILENET_V2,
+) -> Manifest:
     """Run the whole job for ``config``; return the manifest written (status succeeded).
 
     Three shapes, one sequence of stages: a full run; an incremental run
@@ -250,10 +254,11 @@ def run_job(config: JobConfig, progress: Progress, make_session: SessionFactory)
     that run's scaler + PCA, no refit, no ``model/`` written).
 
     ``make_session(bucket_regions)`` builds the SparkSession once the residency guard passed
-    (``session.build_session``). Raises a ``PipelineError`` subclass for every refusal or data
-    problem (its exit code is the CLI's). A failure after outputs were started leaves
-    ``manifest.json`` with ``"status": "failed"`` and the reason; a refusal before that writes
-    nothing.
+    (``session.build_session``); ``model`` loads the weights and builds the workers' predictor
+    factory (``engines.MOBILENET_V2``; tests pass a fake). Raises a ``PipelineError`` subclass
+    for every refusal or data problem (its exit code is the CLI's). A failure after outputs
+    were started leaves ``manifest.json`` with ``"status": "failed"`` and the reason; a refusal
+    before that writes nothing.
     """
     progress.stages = STAGES
     output = config.output_uri
@@ -263,9 +268,7 @@ def run_job(config: JobConfig, progress: Progress, make_session: SessionFactory)
     spark = make_session(residency.buckets)
     existing = refuse_existing_output(spark, config)
     with progress.stage(Stage.WEIGHTS.value) as info:
-        weights = load_weights(
-            config.weights, config.image_size, config.weights_sha256, residency.region
-        )
+        weights = model.load_weights(config, residency.region)
         model_run = load_model_run(spark, config, weights) if config.model_run else None
         previous = load_previous_run(spark, config, weights) if config.incremental_from else None
         info["detail"] = f"{config.weights}, sha256 {weights.sha256[:12]}..."
@@ -292,8 +295,7 @@ def run_job(config: JobConfig, progress: Progress, make_session: SessionFactory)
     if existing:
         clear_outputs(spark, output)
     try:
-        factory = predictor_factory(config.engine, weights, config.image_size,
-                                    config.model_threads, spark.sparkContext.broadcast)  # fmt: skip
+        factory = model.predictor_factory(config, weights, spark.sparkContext.broadcast)
         rows_seen = spark.sparkContext.accumulator(0)
         udf = make_featurize_udf(factory, config.image_size, config.batch_size, rows_seen)
         with progress.stage(Stage.WORKERS.value) as info:
@@ -322,8 +324,8 @@ def run_job(config: JobConfig, progress: Progress, make_session: SessionFactory)
                 info["detail"] = f"k = {reduction.k}, loaded from {model_run.uri} (no refit)"
             else:
                 reduction = fit_reduction(features, config.variance, config.k)
-                model = export_pipeline_model(spark, reduction)
-                model.write().overwrite().save(child_uri(output, "model"))
+                fitted = export_pipeline_model(spark, reduction)
+                fitted.write().overwrite().save(child_uri(output, "model"))
                 info["detail"] = f"k = {reduction.k}" + (
                     f", {reduction.achieved_variance:.4f} of variance kept"
                     if reduction.achieved_variance is not None else ""
