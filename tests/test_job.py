@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-import fruits_pipeline.job
+import fruits_pipeline.stages
 from fruits_pipeline.cli import parse_job_args
 from fruits_pipeline.errors import OutputExistsError
-from fruits_pipeline.job import STAGES, run_job
+from fruits_pipeline.job import run_job
 from fruits_pipeline.manifest import Manifest
 from fruits_pipeline.progress import Progress
 from fruits_pipeline.session import RunSession
+from fruits_pipeline.stages import STAGES
 from tests.conftest import SAMPLE
 from tests.fakes import FAKE_MODEL, FAKE_SHA256
 
@@ -37,7 +38,7 @@ def tiny_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run(spark: SparkSession, tiny_input: Path, output: Path, *extra: str) -> Manifest:
     """The job on ``tiny_input`` with the fake model, in the test session (``spark``)."""
     config = parse_job_args(
-        ["--input", str(tiny_input), "--output", str(output), "--no-probe", *extra]
+        ["run", "--input", str(tiny_input), "--output", str(output), "--no-probe", *extra]
     )
     return run_job(config, Progress(), RunSession(config), model=FAKE_MODEL)
 
@@ -63,7 +64,7 @@ def test_an_unexpected_failure_leaves_a_failed_manifest_and_no_staging(
     def broken_fit(*_: object, **__: object) -> None:
         raise RuntimeError("the fit broke")
 
-    monkeypatch.setattr(fruits_pipeline.job, "fit_reduction", broken_fit)
+    monkeypatch.setattr(fruits_pipeline.stages, "fit_reduction", broken_fit)
     output = tmp_path / "run"
     with pytest.raises(RuntimeError, match="the fit broke"):
         run(spark, tiny_input, output)
