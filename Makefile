@@ -36,7 +36,7 @@ lock:
 install: $(VENV)/.installed
 
 sample: install
-	$(BIN)/fruits-pipeline --input $(SAMPLE_INPUT) --output $(SAMPLE_OUTPUT) \
+	$(BIN)/fruits-pipeline run --input $(SAMPLE_INPUT) --output $(SAMPLE_OUTPUT) \
 		--weights $(WEIGHTS) --overwrite
 
 # The jars Spark needs off EMR (S3A for s3://, Iceberg for --table): copied once from Maven
