@@ -85,3 +85,24 @@ def test_fetch_script_refuses_a_jar_with_the_wrong_checksum(tmp_path: Path) -> N
     assert completed.stderr.count("would mvn dependency:copy") == 4
     bad = subprocess.run([str(FETCH), "--nope"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "unknown option" in bad.stderr
+
+
+def test_a_session_gets_the_jars_its_run_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fruits_pipeline.cli import parse_job_args
+    from fruits_pipeline.session import extra_jar_settings
+
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    local = parse_job_args(["run", "--input", "/in", "--output", "/out"])
+    assert extra_jar_settings(local, {}) == {}
+    table = parse_job_args(["run", "--input", "/in", "--output", "/out", "--table", "/c"])
+    classpath = extra_jar_settings(table, {})["spark.driver.extraClassPath"]
+    assert [Path(jar).name for jar in classpath.split(":")] == list(ICEBERG_JARS)
+    on_s3 = parse_job_args(
+        ["run", "--input", "/in", "--output", "/out", "--table", "s3://fruits-data-eu/c"]
+    )
+    settings = extra_jar_settings(on_s3, {"fruits-data-eu": "eu-west-1"})
+    names = [Path(jar).name for jar in settings["spark.executor.extraClassPath"].split(":")]
+    assert names == list(S3A_JARS + ICEBERG_JARS)
+    assert settings["spark.hadoop.fs.s3.impl"].endswith("S3AFileSystem")
+    monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "1")  # spark-submit: EMR brings both
+    assert extra_jar_settings(on_s3, {}) == {}

@@ -15,14 +15,17 @@ from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, SparkSession
 
-from fruits_pipeline.accounting import Listing, add_skipped
+from fruits_pipeline.accounting import Listing, add_skipped, count_outcomes
 from fruits_pipeline.commits import ChunkedPass, FeaturizeChunk, featurize_in_chunks
 from fruits_pipeline.drift import Drift, Refit, measure_drift, should_refit
 from fruits_pipeline.featurize import failures, featurize_images, successes
+from fruits_pipeline.layout import RunLayout
+from fruits_pipeline.manifest import Counts
 from fruits_pipeline.reading import read_image_files, to_images
 from fruits_pipeline.reduction import Reduction, reduction_from_moments
-from fruits_pipeline.schema import PATH
+from fruits_pipeline.schema import ERROR_KIND, ERROR_MESSAGE, FEATURES, KEY_COLUMNS, PATH
 from fruits_pipeline.table import (
+    RUN_ID,
     CollectionTable,
     Provenance,
     StoredMoments,
@@ -32,6 +35,7 @@ from fruits_pipeline.table import (
     listed_identities,
     open_collection,
     plan_changes,
+    rows_at,
     save_moments,
     update_moments,
     with_provenance,
@@ -73,16 +77,20 @@ def staged_chunks(
 class CollectionUpdate:
     """What a run did to its collection.
 
-    ``removed``: rows deleted (files gone or changed); ``featurized``: the chunked model pass;
-    ``snapshot``: the ``features`` snapshot the moments (and any fit) describe; ``rows``: the
+    ``run_id``: the run's rows' ``run_id``; ``removed``: rows deleted (files gone or
+    changed); ``featurized``: the chunked model pass;
+    ``snapshot``: the ``features`` snapshot the moments (and any fit) describe, ``previous``
+    the one the moments before this run described (None: none); ``rows``: the
     collection's photos then; ``drift``: the new photos against the current model (None when
     there was no model); ``refitted``: whether this run fitted; ``reduction``: the model the
     run projects with (the new fit, or the current one).
     """
 
+    run_id: str
     removed: int
     featurized: ChunkedPass
     snapshot: int | None
+    previous: int | None
     rows: int
     drift: Drift | None
     refitted: bool
@@ -135,7 +143,8 @@ def update_collection(
     ``policy.refit`` and save the moments (one more commit)."""
     open_collection(spark, table, provenance)
     removed, passed = sync_rows(spark, table, listing, featurize, policy.chunk_images)
-    update = update_moments(spark, table, latest_moments(spark, table))
+    before = latest_moments(spark, table)
+    update = update_moments(spark, table, before)
     fitted = latest_moments(spark, table, fitted=True)
     current, drift = None, None
     if fitted is not None:
@@ -151,11 +160,42 @@ def update_collection(
     )
     save_moments(spark, table, stored)
     return CollectionUpdate(
+        run_id=run_id,
         removed=removed,
         featurized=passed,
         snapshot=update.snapshot,
+        previous=before.snapshot if before else None,
         rows=update.current.rows,
         drift=drift,
         refitted=refit,
         reduction=reduction,
+    )
+
+
+def write_collection_parts(
+    spark: SparkSession,
+    table: CollectionTable,
+    layout: RunLayout,
+    update: CollectionUpdate,
+    listed: int,
+    model_runs: int,
+) -> Counts:
+    """The run folder's ``features/`` (the photos it projects: the whole collection after a
+    refit, else those added since the previous moments) and ``errors/`` (the collection's),
+    then the counts of the collection against the listing (``accounting.count_outcomes``:
+    every listed file is in one of the tables)."""
+    features = spark.table(table.features)
+    projected = features
+    if not update.refitted:
+        keys = [PATH, RUN_ID]
+        earlier = rows_at(spark, table.features, update.previous).select(*keys)
+        projected = rows_at(spark, table.features, update.snapshot).join(earlier, keys, "left_anti")
+    write_parquet(projected.select(*KEY_COLUMNS, FEATURES), layout.features)
+    errors = spark.table(table.errors).select(*KEY_COLUMNS, ERROR_KIND, ERROR_MESSAGE)
+    write_parquet(errors, layout.errors)
+    return count_outcomes(
+        features.select(*KEY_COLUMNS, FEATURES),
+        spark.read.parquet(layout.errors),
+        listed,
+        model_runs=model_runs,
     )

@@ -9,7 +9,7 @@ from pyspark.sql import SparkSession
 
 from fruits_pipeline.config import FILE_OPEN_COST_BYTES, MAX_PARTITION_BYTES, JobConfig
 from fruits_pipeline.errors import UsageError
-from fruits_pipeline.jars import S3A_JARS, classpath_settings, find_jars
+from fruits_pipeline.jars import ICEBERG_JARS, S3A_JARS, classpath_settings, find_jars
 from fruits_pipeline.model import TENSORFLOW_ENV
 from fruits_pipeline.s3a import s3_endpoint, s3a_settings
 from fruits_pipeline.storage import is_s3_uri
@@ -76,16 +76,26 @@ def build_session(config: JobConfig, bucket_regions: dict[str, str]) -> SparkSes
         # from PYSPARK_PYTHON only (the spark.pyspark.python conf is read by spark-submit).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.config("spark.driver.extraJavaOptions", LOCAL_JVM_OPTIONS)
-    if not launched_by_spark_submit() and any(
-        is_s3_uri(uri) for uri in (config.input_uri, config.output_uri)
-    ):
-        settings = {
-            **classpath_settings(find_jars(S3A_JARS)),
-            **s3a_settings(bucket_regions, s3_endpoint()),
-        }
-        for key, value in settings.items():
-            builder = builder.config(key, value)
+    for key, value in extra_jar_settings(config, bucket_regions).items():
+        builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def extra_jar_settings(config: JobConfig, bucket_regions: dict[str, str]) -> dict[str, str]:
+    """Off spark-submit, the jars Spark lacks and their settings: S3A when the input, the
+    output or the table is on S3; Iceberg's runtime with ``--table``. Empty under
+    spark-submit (EMR brings both)."""
+    if launched_by_spark_submit():
+        return {}
+    uris = (config.input_uri, config.output_uri, config.table or "", config.warehouse or "")
+    s3 = any(is_s3_uri(uri) for uri in uris)
+    jars = (S3A_JARS if s3 else ()) + (ICEBERG_JARS if config.table else ())
+    if not jars:
+        return {}
+    settings = classpath_settings(find_jars(jars))
+    if s3:
+        settings.update(s3a_settings(bucket_regions, s3_endpoint()))
+    return settings
 
 
 class RunSession:

@@ -22,8 +22,10 @@ calls them in this order, each through ``staged``, which times it and prints its
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import Enum
 from typing import TypeVar
 
@@ -33,7 +35,15 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fruits_pipeline.accounting import Listing, add_skipped, count_outcomes, list_input
-from fruits_pipeline.config import JobConfig
+from fruits_pipeline.collection import (
+    CollectionUpdate,
+    FitPolicy,
+    staged_chunks,
+    update_collection,
+    write_collection_parts,
+)
+from fruits_pipeline.config import EXTRACTOR, PRECISION, JobConfig
+from fruits_pipeline.drift import Refit
 from fruits_pipeline.engines import ModelSource
 from fruits_pipeline.errors import OutputExistsError, TooManyBadImagesError
 from fruits_pipeline.featurize import failures, featurize_images, make_featurize_udf, successes
@@ -50,6 +60,7 @@ from fruits_pipeline.reduction import Reduction, export_pipeline_model, fit_redu
 from fruits_pipeline.residency import check_buckets, check_driver_region, validate_allowed_regions
 from fruits_pipeline.runs import ModelRun, PreviousRun, load_model_run, load_previous_run
 from fruits_pipeline.schema import CONTENT, PATH, RESULT
+from fruits_pipeline.table import CollectionTable, Provenance
 from fruits_pipeline.writing import existing_outputs, write_parquet
 
 
@@ -96,6 +107,8 @@ def check_residency(config: JobConfig) -> ResidencyInfo:
         config.weights,
         config.incremental_from,
         config.model_run,
+        config.table,
+        config.warehouse,
     ]
     region = check_driver_region(uris, allowed)
     buckets = check_buckets(uris, allowed, region)
@@ -316,13 +329,22 @@ class Reduced:
 
 
 def fit_or_load(
-    spark: SparkSession, config: JobConfig, layout: RunLayout, model_run: ModelRun | None
+    spark: SparkSession,
+    config: JobConfig,
+    layout: RunLayout,
+    model_run: ModelRun | None,
+    collection: CollectionUpdate | None = None,
 ) -> Reduced:
     """Stage 7: fit scaler + PCA on ``features/`` and save them as ``model/``; or, for
-    ``project``, take the model run's as they are."""
+    ``project``, take the model run's as they are; or, with ``--table``, save the model the
+    collection's update chose (``collection.update_collection``: fitted from its moments, or
+    its current one)."""
     if model_run is not None:
         return Reduced(model_run.reduction, model_run.uri)
-    reduction = fit_reduction(spark.read.parquet(layout.features), config.variance, config.k)
+    if collection is not None:
+        reduction = collection.reduction
+    else:
+        reduction = fit_reduction(spark.read.parquet(layout.features), config.variance, config.k)
     export_pipeline_model(spark, reduction).write().overwrite().save(layout.model)
     return Reduced(reduction, None)
 
@@ -348,3 +370,49 @@ def probe_or_skip(spark: SparkSession, plan: RunPlan, seed: int) -> ProbeSummary
     if plan.probe_skipped is not None:
         return ProbeSummary(status="skipped", reason=plan.probe_skipped)
     return run_probe(spark.read.parquet(plan.layout.pca), seed)
+
+
+def update_table(
+    spark: SparkSession,
+    config: JobConfig,
+    table: CollectionTable,
+    staging: str,
+    featurizer: Featurizer,
+    sources: Sources,
+    scope: Scope,
+) -> tuple[Featurized, CollectionUpdate]:
+    """Stage 5 with ``--table``: bring the collection up to date (``collection.py``): delete
+    the rows of vanished and changed files, run the model on the new and changed ones in
+    committed chunks (each in its own staging Parquet under ``staging``), fit or not by
+    ``--refit``."""
+    provenance = Provenance(
+        sources.weights.sha256, config.engine, PRECISION, EXTRACTOR, config.image_size
+    )
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    chunks = staged_chunks(
+        featurizer.udf,
+        staging,
+        scope.listing,
+        provenance,
+        run_id,
+        lambda path: file_length(spark, path),
+        config.split_names,
+    )
+    policy = FitPolicy(Refit(config.refit), config.variance, config.k, config.chunk_images)
+    before = featurizer.rows_seen.value
+    update = update_collection(spark, table, provenance, scope.listing, chunks, policy, run_id)
+    return Featurized(featurizer.rows_seen.value - before), update
+
+
+def account_collection(
+    spark: SparkSession,
+    table: CollectionTable,
+    layout: RunLayout,
+    update: CollectionUpdate,
+    listed: int,
+    images: int,
+) -> Accounted:
+    """Stage 6 with ``--table``: ``features/`` (what the run projects), ``errors/`` and the
+    counts of the collection against the listing (``collection.write_collection_parts``)."""
+    counts = write_collection_parts(spark, table, layout, update, listed, images)
+    return Accounted(counts, False)
