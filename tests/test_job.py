@@ -24,7 +24,6 @@ from tests.fakes import FAKE_MODEL, FAKE_SHA256
 pytestmark = pytest.mark.spark
 
 
-
 @pytest.fixture(scope="module")
 def tiny_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six sample photos of two labels."""
