@@ -23,7 +23,7 @@ GOOD_SOURCES = sorted(SAMPLE.glob("Training/*/*.jpg"))[::24][:10]
 
 def run_job(input_dir: Path, output: Path, *extra: str) -> int:
     return main(
-        ["--input", str(input_dir), "--output", str(output), "--weights", str(WEIGHTS),
+        ["run", "--input", str(input_dir), "--output", str(output), "--weights", str(WEIGHTS),
          "--no-probe", *extra]
     )  # fmt: skip
 
