@@ -23,8 +23,6 @@ from tests.fakes import FAKE_MODEL, FAKE_SHA256
 
 pytestmark = pytest.mark.spark
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
 def tiny_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
