@@ -23,6 +23,7 @@ from fruits_pipeline.errors import NoInputError
 from fruits_pipeline.manifest import Counts, LabelCounts
 from fruits_pipeline.reading import read_images, to_images, with_label, with_split
 from fruits_pipeline.schema import (
+    ERROR_KIND,
     FILE_IDENTITY,
     KEY_COLUMNS,
     LABEL,
@@ -210,7 +211,7 @@ def count_outcomes(
     removed: DataFrame | None = None,
     model_runs: int | None = None,
 ) -> Counts:
-    """Per-label counts of what was written, in one Spark job, checked against the listing.
+    """Per-label counts of what was written, checked against the listing, and errors by kind.
 
     Args:
         features, errors: the run's ``features/`` and ``errors/`` (``path``, ``label``, ...).
@@ -257,7 +258,9 @@ def count_outcomes(
     }
     for label, count in gone.items():
         per_label.setdefault(label, LabelCounts(0, 0, 0, 0, 0, count))
-    counts = Counts.from_per_label(per_label, model_runs)
+    kinds = errors.groupBy(ERROR_KIND).count().orderBy(F.desc("count"), ERROR_KIND).collect()
+    by_kind = {row[ERROR_KIND]: row["count"] for row in kinds}
+    counts = Counts.from_per_label(per_label, model_runs, by_kind)
     if counts.files_seen != listed_count:
         raise RuntimeError(
             f"accounted for {counts.files_seen} files but {listed_count} were listed"
