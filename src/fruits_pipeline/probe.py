@@ -13,7 +13,7 @@ costs about the same whatever the dataset's size; they are scored on every test 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,16 +176,19 @@ def fit_and_score(
 
 
 def run_probe(
-    pca: DataFrame, seed: int, rows_per_class: int = TRAIN_ROWS_PER_CLASS
+    pca: DataFrame,
+    seed: int,
+    rows_per_class: int | None = TRAIN_ROWS_PER_CLASS,
+    classifiers: Sequence[str] = CLASSIFIERS,
 ) -> ProbeSummary:
     """Fit and score the probe's classifiers on ``pca`` (``path, label, split, pca_features``).
 
     Returns the manifest's ``probe`` section (``ProbeSummary``): how the data was split, image
-    counts, the training rows used (at most ``rows_per_class`` per label, seeded), each
-    classifier's accuracy, macro F1 and training seconds, and the logistic regression's
-    per-class recall and confusion matrix (``labels`` x ``labels``, rows true). ``status`` is
-    ``skipped`` with a ``reason`` when there is nothing to probe (one label, or an empty side).
-    Deterministic for a given ``seed`` and data (the training seconds aside).
+    counts, the training rows used (at most ``rows_per_class`` per label, seeded; None: every
+    training image), each of ``classifiers``' accuracy, macro F1 and training seconds, and the
+    first one's per-class recall and confusion matrix (``labels`` x ``labels``, rows true).
+    ``status`` is ``skipped`` with a ``reason`` when there is nothing to probe (one label, or an
+    empty side). Deterministic for a given ``seed`` and data (the training seconds aside).
     """
     labels = sorted(row[LABEL] for row in pca.select(LABEL).distinct().collect())
     if len(labels) < 2:
@@ -197,7 +200,10 @@ def run_probe(
         vectors = df.select(LABEL, array_to_vector(PCA_FEATURES).alias(_VECTOR))
         return indexer.transform(vectors).select(_VECTOR, _INDEX).persist()
 
-    train = prepared(split.train.transform(first_per_label(seed, rows_per_class)))
+    sampled = split.train
+    if rows_per_class is not None:
+        sampled = sampled.transform(first_per_label(seed, rows_per_class))
+    train = prepared(sampled)
     test = prepared(split.test)
     try:
         train_images, train_rows, test_images = split.train.count(), train.count(), test.count()
@@ -205,7 +211,7 @@ def run_probe(
             return ProbeSummary(
                 status="skipped", reason=f"empty side: {train_rows} train, {test_images} test"
             )
-        results = [fit_and_score(name, train, test, len(labels), seed) for name in CLASSIFIERS]
+        results = [fit_and_score(name, train, test, len(labels), seed) for name in classifiers]
     finally:
         train.unpersist()
         test.unpersist()
