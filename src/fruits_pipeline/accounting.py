@@ -203,6 +203,12 @@ def add_skipped(
     return len(skipped)
 
 
+def errors_by_kind(errors: DataFrame) -> dict[str, int]:
+    """``{error_kind: files}`` of ``errors/``, most frequent first (ties by kind)."""
+    kinds = errors.groupBy(ERROR_KIND).count().orderBy(F.desc("count"), ERROR_KIND).collect()
+    return {row[ERROR_KIND]: row["count"] for row in kinds}
+
+
 def count_outcomes(
     features: DataFrame,
     errors: DataFrame,
@@ -211,7 +217,7 @@ def count_outcomes(
     removed: DataFrame | None = None,
     model_runs: int | None = None,
 ) -> Counts:
-    """Per-label counts of what was written, checked against the listing, and errors by kind.
+    """Per-label counts of what was written, checked against the listing; errors by kind.
 
     Args:
         features, errors: the run's ``features/`` and ``errors/`` (``path``, ``label``, ...).
@@ -258,9 +264,7 @@ def count_outcomes(
     }
     for label, count in gone.items():
         per_label.setdefault(label, LabelCounts(0, 0, 0, 0, 0, count))
-    kinds = errors.groupBy(ERROR_KIND).count().orderBy(F.desc("count"), ERROR_KIND).collect()
-    by_kind = {row[ERROR_KIND]: row["count"] for row in kinds}
-    counts = Counts.from_per_label(per_label, model_runs, by_kind)
+    counts = Counts.from_per_label(per_label, model_runs, errors_by_kind(errors))
     if counts.files_seen != listed_count:
         raise RuntimeError(
             f"accounted for {counts.files_seen} files but {listed_count} were listed"
