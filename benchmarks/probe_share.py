@@ -12,10 +12,12 @@ stages from a finished smaller run, scaled linearly with the number of images.
 - before: the probe as it was, one logistic regression trained on every training row;
   after: the probe as it is (``probe.run_probe``'s defaults: three classifiers, at most
   ``TRAIN_ROWS_PER_CLASS`` rows per class). Both on the same frame, in the same process.
-- the other stages: RUN's ``job_seconds_after_startup`` less its probe stage, times
+- the other stages: RUN's ``job_seconds_after_startup`` less its probe stage (or
+  ``--other-seconds``, read from the stage lines of a run stopped during its probe), times
   ``rows / RUN's images``.
 
-    python -m benchmarks.probe_share RUN [--rows 65000] [--out benchmarks/results/probe_share.json]
+    python -m benchmarks.probe_share RUN [--rows 65000] [--other-seconds S --run-images N]
+        [--out benchmarks/results/probe_share.json]
 """
 
 from __future__ import annotations
@@ -49,13 +51,15 @@ def scaled_frame(pca: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFrame:
     for copy in range(copies):
         jitter = rng.standard_normal(matrix.shape) * spread * NOISE if copy else 0.0
         frames.append(
-            pd.DataFrame({
-                "path": pca["path"] + f"#copy{copy}",
-                "label": pca["label"],
-                "split": pca["split"],
-                "pca_features": list((matrix + jitter).astype(np.float32)),
-            })
-        )  # fmt: skip
+            pd.DataFrame(
+                {
+                    "path": pca["path"] + f"#copy{copy}",
+                    "label": pca["label"],
+                    "split": pca["split"],
+                    "pca_features": list((matrix + jitter).astype(np.float32)),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True).head(rows)
 
 
@@ -66,12 +70,19 @@ def timed_probe(spark: SparkSession, uri: str, **options: object) -> dict[str, o
     return {"seconds": round(seconds, 1), "probe": asdict(probe) | {"confusion_matrix": None}}
 
 
-def measure(run: Path, rows: int, spark: SparkSession) -> dict[str, object]:
-    """The figures: the probe before and after on ``rows`` rows, the other stages scaled."""
+def other_stages(run: Path) -> tuple[float, int]:
+    """Seconds of RUN's stages after start-up but its probe, and its featurized images."""
     manifest = Manifest.loads((run / "manifest.json").read_text())
     assert manifest.throughput and manifest.counts, "RUN must be a succeeded run"
-    others = manifest.throughput.job_seconds_after_startup - manifest.timings_s[PROBE_STAGE]
-    others_scaled = others * rows / manifest.counts.featurized
+    seconds = manifest.throughput.job_seconds_after_startup - manifest.timings_s[PROBE_STAGE]
+    return seconds, manifest.counts.featurized
+
+
+def measure(
+    run: Path, rows: int, spark: SparkSession, others: tuple[float, int]
+) -> dict[str, object]:
+    """The figures: the probe before and after on ``rows`` rows, the other stages scaled."""
+    others_scaled = others[0] * rows / others[1]
     with tempfile.TemporaryDirectory(prefix="probe-share-") as work:
         uri = os.path.join(work, "pca")
         spark.createDataFrame(scaled_frame(pd.read_parquet(run / "pca"), rows)).write.parquet(uri)
@@ -80,7 +91,7 @@ def measure(run: Path, rows: int, spark: SparkSession) -> dict[str, object]:
     return {
         "rows": rows,
         "from_run": str(run),
-        "run_images": manifest.counts.featurized,
+        "run_images": others[1],
         "other_stages_s_scaled": round(others_scaled, 1),
         "before": before,
         "after": after,
@@ -110,12 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a finished run (local folder) with pca/")
     parser.add_argument("--rows", type=int, default=65_000)
+    parser.add_argument("--other-seconds", type=float, help="RUN's stages but the probe")
+    parser.add_argument("--run-images", type=int, help="RUN's images (with --other-seconds)")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args(argv)
+    given = args.other_seconds is not None and args.run_images is not None
+    others = (args.other_seconds, args.run_images) if given else other_stages(args.run)
     spark = (
         SparkSession.builder.master("local[*]").config("spark.ui.enabled", "false").getOrCreate()
     )
-    figures = measure(args.run, args.rows, spark)
+    figures = measure(args.run, args.rows, spark, others)
     spark.stop()
     print(table(figures))
     if args.out:

@@ -30,10 +30,12 @@ pytestmark = pytest.mark.unit
 
 def probe_of(labels: list[str], matrix: np.ndarray) -> ProbeSummary:
     return ProbeSummary(
-        status="succeeded", accuracy=float(np.trace(matrix) / matrix.sum()), macro_f1=0.5,
+        status="succeeded",
+        accuracy=float(np.trace(matrix) / matrix.sum()),
+        macro_f1=0.5,
         confusion_matrix={"labels": labels, "matrix": matrix.tolist()},
         classifiers=[ClassifierScore("logistic_regression", 0.9, 0.8, 1.0)],
-    )  # fmt: skip
+    )
 
 
 def big_probe() -> ProbeSummary:
@@ -48,8 +50,10 @@ def test_confused_pairs_are_largest_first_with_the_share_of_the_true_class() -> 
     labels = ["a", "b", "c"]
     matrix = np.array([[5, 2, 0], [1, 4, 3], [0, 0, 6]])
     assert confused_pairs(labels, matrix) == [
-        ("b", "c", 3, 3 / 8), ("a", "b", 2, 2 / 7), ("b", "a", 1, 1 / 8),
-    ]  # fmt: skip
+        ("b", "c", 3, 3 / 8),
+        ("a", "b", 2, 2 / 7),
+        ("b", "a", 1, 1 / 8),
+    ]
     assert recall_rows(labels, matrix)[1] == ("b", 8, 0.5, "c (3)")
     assert recall_rows(labels, matrix)[2] == ("c", 6, 1.0, "")
 
@@ -104,9 +108,12 @@ def test_projection_data_samples_per_label_and_strips_the_input_prefix() -> None
 def test_compare_puts_both_runs_classifiers_side_by_side() -> None:
     run = succeeded({"a": LabelCounts(10, 10, 0)}, {}).with_(config={"extractor": "mobilenet_v2"})
     other_probe = ProbeSummary(
-        status="succeeded", accuracy=0.6, macro_f1=0.55, per_class_recall={"a": 0.5},
+        status="succeeded",
+        accuracy=0.6,
+        macro_f1=0.55,
+        per_class_recall={"a": 0.5},
         classifiers=[ClassifierScore("logistic_regression", 0.6, 0.55, 2.0)],
-    )  # fmt: skip
+    )
     other = run.with_(config={"extractor": "orb"}, probe=other_probe, output="file:/runs/orb")
     run = run.with_(probe=replace(run.probe, per_class_recall={"a": 1.0}))
     rows = {name: (ours, theirs) for name, ours, theirs in comparison_rows(run, other)}

@@ -25,22 +25,35 @@ CLASS_NAMES = (ROOT.parent / "shared" / "fruits-360-classes.txt").read_text().sp
 
 def succeeded(per_label: dict[str, LabelCounts], kinds: dict[str, int]) -> Manifest:
     probe = ProbeSummary(
-        status="succeeded", split="Training folder -> Test folder", train_images=2944,
-        test_images=992, train_rows=1200, train_rows_per_class=100, accuracy=0.9871,
-        macro_f1=0.9865, classifiers=[
+        status="succeeded",
+        split="Training folder -> Test folder",
+        train_images=2944,
+        test_images=992,
+        train_rows=1200,
+        train_rows_per_class=100,
+        accuracy=0.9871,
+        macro_f1=0.9865,
+        classifiers=[
             ClassifierScore("logistic_regression", 0.9871, 0.9865, 3.2),
             ClassifierScore("decision_tree", 0.81, 0.8, 1.4),
             ClassifierScore("random_forest", 0.93, 0.92, 5.0),
         ],
-    )  # fmt: skip
+    )
     return Manifest(
-        status="succeeded", started_at="2026-12-01T00:00:00+00:00", input="file:/in",
-        output="file:/runs/1", config={}, weights=WeightsInfo("w.h5", "ab" * 32),
-        read_partitions=3, residency=ResidencyInfo(["eu-west-1"], None, {}),
-        versions={}, counts=Counts.from_per_label(per_label, errors_by_kind=kinds),
+        status="succeeded",
+        started_at="2026-12-01T00:00:00+00:00",
+        input="file:/in",
+        output="file:/runs/1",
+        config={},
+        weights=WeightsInfo("w.h5", "ab" * 32),
+        read_partitions=3,
+        residency=ResidencyInfo(["eu-west-1"], None, {}),
+        versions={},
+        counts=Counts.from_per_label(per_label, errors_by_kind=kinds),
         reduction=ReductionSummary(88, "variance", 0.95, 0.9503, [0.5, 1.0], None),
-        probe=probe, throughput=Throughput(301.2, 20.0, 150.4),
-    )  # fmt: skip
+        probe=probe,
+        throughput=Throughput(301.2, 20.0, 150.4),
+    )
 
 
 def test_120_classes_and_many_error_kinds_fit_in_twelve_lines() -> None:

@@ -49,9 +49,15 @@ def _classifier_figures(manifest: Manifest) -> dict[str, Any]:
 def comparison_rows(run: Manifest, other: Manifest) -> list[tuple[Any, Any, Any]]:
     """``(figure, run's value, other's value)`` for every figure either run has."""
     names = [
-        "extractor", "images featurized", "errors", "classes", "k", "variance kept",
-        "featurize img/s", "job seconds after start-up",
-    ]  # fmt: skip
+        "extractor",
+        "images featurized",
+        "errors",
+        "classes",
+        "k",
+        "variance kept",
+        "featurize img/s",
+        "job seconds after start-up",
+    ]
     rows = [(name, _value(run, name), _value(other, name)) for name in names]
     ours, theirs = _classifier_figures(run), _classifier_figures(other)
     for name in dict.fromkeys([*ours, *theirs]):

@@ -119,8 +119,9 @@ def plot_scatter(points: dict[str, Any], path: Path) -> Path:
     x, y, index = (np.asarray(points[name]) for name in ("x", "y", "label"))
     for position, (label, colour) in enumerate(zip(labels, points["colours"], strict=True)):
         mask = index == position
-        axes.scatter(x[mask], y[mask], s=6 if len(labels) > 20 else 12, alpha=0.7,
-                     color=colour, label=label)  # fmt: skip
+        axes.scatter(
+            x[mask], y[mask], s=6 if len(labels) > 20 else 12, alpha=0.7, color=colour, label=label
+        )
     axes.set_xlabel("principal component 1")
     axes.set_ylabel("principal component 2")
     axes.grid(alpha=0.3)

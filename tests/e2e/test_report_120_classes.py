@@ -37,31 +37,67 @@ def run_120(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     link_under_names(SHARED_SAMPLE, names, work / "photos")
     script = Path(sys.executable).with_name("fruits-pipeline")
     completed = subprocess.run(
-        [str(script), "--input", str(work / "photos"), "--output", str(work / "run"),
-         "--weights", str(WEIGHTS)],
-        cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False,
-    )  # fmt: skip
+        [
+            str(script),
+            "--input",
+            str(work / "photos"),
+            "--output",
+            str(work / "run"),
+            "--weights",
+            str(WEIGHTS),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     report = subprocess.run(
         [str(script), "report", str(work / "run")],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     assert "report written" in report.stdout
-    return {"run": work / "run", "names": names, "stdout": completed.stdout,
-            "stderr": completed.stderr}  # fmt: skip
+    return {
+        "run": work / "run",
+        "names": names,
+        "stdout": completed.stdout,
+        "stderr": completed.stderr,
+    }
 
 
 def screenshot(page: str, shot: Path, size: tuple[int, int]) -> Image.Image:
     chromium = shutil.which("chromium")
     assert chromium, "chromium is missing: `make test` installs it"
     completed = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--disable-quic", f"--user-data-dir={shot.parent / 'profile'}",
-         "--enable-logging=stderr", "--v=0", "--hide-scrollbars",
-         f"--window-size={size[0]},{size[1]}", f"--screenshot={shot}", page],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            f"--user-data-dir={shot.parent / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--hide-scrollbars",
+            f"--window-size={size[0]},{size[1]}",
+            f"--screenshot={shot}",
+            page,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr[-2000:]
     console = [line for line in completed.stderr.splitlines() if "CONSOLE" in line]
     assert not console, console  # a script error would show here
