@@ -166,6 +166,16 @@ class ProbeSummary:
             return cls(**data)
         return cls(**{**data, "classifiers": [ClassifierScore(**s) for s in scores]})
 
+    @property
+    def detail(self) -> str:
+        """One line for the progress output: the accuracy, or why there is none."""
+        if self.status != SUCCEEDED:
+            return self.reason or self.status
+        scores = ", ".join(
+            f"{s.name.replace('_', ' ')} {s.accuracy:.4f}" for s in self.classifiers or []
+        )
+        return f"test accuracy {scores or f'{self.accuracy:.4f}'} ({self.split})"
+
 
 @dataclass(frozen=True)
 class ModelRunInfo:

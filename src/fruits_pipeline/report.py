@@ -13,12 +13,10 @@ section puts OTHER_RUN's figures beside RUN's (for example mobilenet_v2 against 
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import sys
 import tempfile
-from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,9 @@ import numpy as np
 import pandas as pd
 
 from fruits_pipeline import report_html
+from fruits_pipeline.config import ReportConfig
 from fruits_pipeline.errors import ExitCode
+from fruits_pipeline.layout import ERRORS, MANIFEST, PCA, RunLayout
 from fruits_pipeline.manifest import SUCCEEDED, Manifest, ProbeSummary
 from fruits_pipeline.storage import is_s3_uri, parse_s3_uri, s3_client
 
@@ -52,7 +52,7 @@ def fetch_run(location: str, scratch: Path) -> Path:
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             relative = item["Key"][len(prefix) :]
-            if relative == "manifest.json" or relative.startswith(("pca/", "errors/")):
+            if relative == MANIFEST or relative.startswith((f"{PCA}/", f"{ERRORS}/")):
                 target = scratch / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 client.download_file(bucket, item["Key"], str(target))
@@ -313,8 +313,9 @@ def render_html(
 
 def read_run(run: Path) -> tuple[Manifest, pd.DataFrame, pd.DataFrame]:
     """The manifest, ``pca/`` and ``errors/`` of a local run folder (empty frames if absent)."""
-    manifest = Manifest.loads((run / "manifest.json").read_text())
-    pca_dir, errors_dir = run / "pca", run / "errors"
+    layout = RunLayout(str(run))
+    manifest = Manifest.loads(Path(layout.manifest).read_text())
+    pca_dir, errors_dir = Path(layout.pca), Path(layout.errors)
     pca = (
         pd.read_parquet(pca_dir)
         if pca_dir.is_dir()
@@ -342,28 +343,16 @@ def write_report(run: Path, out: Path, seed: int = 42, compare: Path | None = No
         "scatter": plot_scatter(points, out / "scatter.png"),
         "confusion": plot_confusion(manifest.probe, out / "confusion.png"),
     }
-    other = Manifest.loads((compare / "manifest.json").read_text()) if compare else None
+    other = read_run(compare)[0] if compare else None
     comparison = comparison_section(manifest, other) if other else ""
     report = out / "report.html"
     report.write_text(render_html(manifest, figures, points, errors, comparison), "utf-8")
     return report
 
 
-def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="fruits-pipeline report",
-        description="Write report.html (self-contained, opens offline) and its PNGs for a "
-        "finished run; --compare puts another run beside it.",
-    )
-    parser.add_argument("run", help="the run's --output: a local folder or an s3:// prefix")
-    parser.add_argument("--out", help="where to write (default: RUN/report, or ./report)")
-    parser.add_argument(
-        "--compare",
-        metavar="OTHER_RUN",
-        help="another finished run (local or s3://) to put side by side with RUN, for example "
-        "the same photos with --extractor orb",
-    )
-    args = parser.parse_args(argv)
+def main(config: ReportConfig) -> int:
+    """``fruits-pipeline report``: write the report of ``config.run`` (beside ``config.compare``
+    when given); return the exit code."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -371,13 +360,13 @@ def main(argv: Sequence[str]) -> int:
         print(message, file=sys.stderr)
         return int(ExitCode.FAILURE)
     with tempfile.TemporaryDirectory(prefix="fruits-report-") as scratch:
-        run = fetch_run(args.run, Path(scratch) / "run")
-        other = fetch_run(args.compare, Path(scratch) / "other") if args.compare else None
-        for location, folder in ((args.run, run), (args.compare, other)):
-            if folder is not None and not (folder / "manifest.json").is_file():
+        run = fetch_run(config.run, Path(scratch) / "run")
+        other = fetch_run(config.compare, Path(scratch) / "other") if config.compare else None
+        for location, folder in ((config.run, run), (config.compare, other)):
+            if folder is not None and not Path(RunLayout(str(folder)).manifest).is_file():
                 print(f"fruits-pipeline report: no manifest.json in {location}", file=sys.stderr)
                 return int(ExitCode.NO_INPUT)
-        default = Path("report") if is_s3_uri(args.run) else run / "report"
-        report = write_report(run, Path(args.out) if args.out else default, compare=other)
+        default = Path("report") if is_s3_uri(config.run) else run / "report"
+        report = write_report(run, Path(config.out) if config.out else default, compare=other)
     print(f"report written: {report}")
     return int(ExitCode.OK)
