@@ -79,3 +79,4 @@ def test_a_few_classes_are_all_named() -> None:
     assert "  per class  kiwi 37, apple 40" in lines
     assert "  errors     truncated 1" in lines
     assert lines[0] == "run succeeded: file:/runs/1"
+    assert lines[-1] == "  features   mobilenet_v2, weights w.h5 (sha256 abababababab…)"

@@ -20,7 +20,7 @@ def _value(manifest: Manifest, name: str) -> Any:
     """One compared figure of a run (``""`` when the run does not have it)."""
     counts, reduction, throughput = manifest.counts, manifest.reduction, manifest.throughput
     figures: dict[str, Any] = {
-        "extractor": str(manifest.config.get("extractor", "mobilenet_v2")),
+        "extractor": manifest.extractor,
         "images featurized": counts.featurized if counts else "",
         "errors": counts.errors if counts else "",
         "classes": len(counts.per_label) if counts else "",

@@ -221,6 +221,11 @@ class Manifest:
     finished_at: str | None = None
     error: str | None = None
 
+    @property
+    def extractor(self) -> str:
+        """The feature extractor the run used (runs from before the choice used MobileNetV2)."""
+        return str(self.config.get("extractor", "mobilenet_v2"))
+
     def with_(self, **changes: Any) -> Manifest:
         """A copy with ``changes`` (the manifest is immutable; stages add sections)."""
         return replace(self, **changes)

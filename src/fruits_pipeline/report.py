@@ -229,11 +229,6 @@ def probe_section(probe: ProbeSummary | None) -> str:
     )
 
 
-def extractor_of(manifest: Manifest) -> str:
-    """The feature extractor a run used (runs from before the choice used MobileNetV2)."""
-    return str(manifest.config.get("extractor", "mobilenet_v2"))
-
-
 def facts_section(manifest: Manifest) -> str:
     counts, reduction, probe = manifest.counts, manifest.reduction, manifest.probe
     accuracy = (
@@ -245,7 +240,7 @@ def facts_section(manifest: Manifest) -> str:
         "status": manifest.status + (f": {manifest.error}" if manifest.error else ""),
         "input": manifest.input,
         "output": manifest.output,
-        "extractor": extractor_of(manifest),
+        "extractor": manifest.extractor,
         "images": f"{counts.files_seen:,} seen, {counts.featurized:,} featurized, "
         f"{counts.errors:,} errors in {len(counts.per_label):,} classes"
         if counts

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from fruits_pipeline.config import ORB
 from fruits_pipeline.manifest import SUCCEEDED, Counts, Manifest, ProbeSummary
 
 MAX_LINES = 12
@@ -95,5 +96,8 @@ def summary_lines(manifest: Manifest) -> list[str]:
             f"{throughput.job_images_per_s:,.1f} img/s after start-up"
         )
     lines += probe_lines(manifest.probe)
-    lines.append(f"  weights    {manifest.weights.source} (sha256 {manifest.weights.sha256[:12]}…)")
+    weights = manifest.weights
+    model = f", weights {weights.source} (sha256 {weights.sha256[:12]}…)"
+    uses_model = manifest.extractor != ORB
+    lines.append(f"  features   {manifest.extractor}" + (model if uses_model else ""))
     return lines
