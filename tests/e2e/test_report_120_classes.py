@@ -2,7 +2,7 @@
 of a Fruits-360 release, run as a user runs it, then the report opened in headless Chromium.
 
 Screenshots: the interactive projection with a class highlighted, and the probe's tables. Set
-``REPORT_SHOTS=FOLDER`` to keep them (docs/report-120-classes.png is one).
+``REPORT_SHOTS=FOLDER`` to keep them and the run's console (docs/report-120-classes.png is one).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def run_120(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     completed = subprocess.run(
         [
             str(script),
+            "run",
             "--input",
             str(work / "photos"),
             "--output",
@@ -62,6 +63,9 @@ def run_120(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         check=True,
     )
     assert "report written" in report.stdout
+    kept = os.environ.get("REPORT_SHOTS")
+    if kept:
+        (Path(kept) / "console.txt").write_text(completed.stdout + completed.stderr)
     return {
         "run": work / "run",
         "names": names,
