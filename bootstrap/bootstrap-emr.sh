@@ -16,7 +16,7 @@ WEIGHTS_URI=""
 WEIGHTS_DEST=/mnt/fruits-pipeline/weights
 DRY_RUN=0
 # What the job imports: the check that the install is usable, not only present.
-IMPORTS="tensorflow, keras, h5py, PIL, numpy, pandas, pyarrow, boto3"
+IMPORTS="tensorflow, keras, h5py, PIL, numpy, pandas, pyarrow, boto3, cv2"
 
 usage() {
   cat <<USAGE
