@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+
+from pyspark.sql import SparkSession
+
+from fruits_pipeline.jvm import set_log_levels
 
 # logger -> why its warnings are noise in this job.
 QUIET_LOGGERS = {
@@ -73,9 +76,6 @@ def log4j2_java_option(folder: Path | None = None) -> str:
     return f"-Dlog4j2.configurationFile={target.as_uri()}"
 
 
-def quiet_running_jvm(jvm: Any) -> None:
-    """Raise ``QUIET_LOGGERS`` to ERROR in a running JVM (``SparkContext._jvm``)."""
-    configurator = jvm.org.apache.logging.log4j.core.config.Configurator
-    error = jvm.org.apache.logging.log4j.Level.ERROR
-    for name in QUIET_LOGGERS:
-        configurator.setLevel(name, error)
+def quiet_running_jvm(spark: SparkSession) -> None:
+    """Raise ``QUIET_LOGGERS`` to ERROR in the session's running JVM."""
+    set_log_levels(spark, list(QUIET_LOGGERS), "ERROR")

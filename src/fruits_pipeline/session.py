@@ -88,7 +88,7 @@ def build_session(config: JobConfig, bucket_regions: dict[str, str]) -> SparkSes
             builder = builder.config(key, value)
     session = builder.getOrCreate()
     if not config.verbose:  # a JVM spark-submit started has its own log configuration
-        quiet_running_jvm(session.sparkContext._jvm)
+        quiet_running_jvm(session)
     return session
 
 
