@@ -1,7 +1,8 @@
 # The two set-up commands of the README:
 #   make sample   install the job into .venv and run it on sample/fruits-360 with local[*]
 #   make test     install the job and its test tools, then run every test (CI runs this)
-#   make test-quick   the inner loop: unit tests only (no whole-job runs), about a minute
+# Tests by cost (markers in tests/, see tests/conftest.py): make test-unit, test-spark, test-e2e;
+#   make test-quick   the inner loop: unit and spark tiers, no real model, no whole job
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -13,7 +14,7 @@ SAMPLE_INPUT ?= sample/fruits-360
 SAMPLE_OUTPUT ?= runs/sample
 PYTEST_ARGS ?=
 
-.PHONY: sample test test-quick s3a-jars install lock clean
+.PHONY: sample test test-quick test-unit test-spark test-e2e test-tools lint s3a-jars install lock clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -44,17 +45,24 @@ s3a-jars: install
 	PYTHON=$(BIN)/python scripts/fetch_s3a_jars.sh >/dev/null
 
 # shellcheck and chromium are Debian packages the tests use; installed only when missing.
-test: install s3a-jars
+test-tools: install s3a-jars
 	@command -v shellcheck >/dev/null && command -v chromium >/dev/null || { \
 		apt-get update -qq && apt-get install -y -qq shellcheck chromium >/dev/null; }
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The inner loop: every test but those that run the whole job (marked slow; see tests/conftest.py).
-test-quick: install s3a-jars
-	$(BIN)/ruff check src tests benchmarks
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+lint: install
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+
+PYTEST := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+
+test: test-tools lint
+	$(PYTEST) --durations=15 $(PYTEST_ARGS)
+
+test-quick: test-tools lint
+	$(PYTEST) --tier unit,spark --durations=5 $(PYTEST_ARGS)
+
+test-unit test-spark test-e2e: test-%: test-tools
+	$(PYTEST) --tier $* --durations=10 $(PYTEST_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache spark-warehouse

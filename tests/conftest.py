@@ -32,15 +32,38 @@ os.environ.setdefault(
 )
 
 
-# Tests that run the whole job (Spark, the model) take minutes; `make test-quick` leaves them out.
-SLOW_FIXTURES = {"sample_run", "s3_run", "tiny_input"}
+# Every test is of one cost tier: the marker closest to it (a test's own marker overrides its
+# module's ``pytestmark``). ``--tier unit,spark`` runs those tiers only (``make test-quick``).
+TIERS = ("unit", "spark", "e2e")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``slow`` every test under tests/e2e/ and every test of a fixture that runs the job."""
-    for item in items:
-        if "e2e" in item.path.parts or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--tier",
+        default=",".join(TIERS),
+        help="comma-separated cost tiers to run: " + ", ".join(TIERS) + " (default: all)",
+    )
+
+
+def tier_of(item: pytest.Item) -> str | None:
+    """The closest tier marker: the test's own, else its class's, else its module's."""
+    return next((mark.name for mark in item.iter_markers() if mark.name in TIERS), None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test without a tier; keep only the tiers asked for with ``--tier``."""
+    untiered = [item.nodeid for item in items if tier_of(item) is None]
+    if untiered:
+        raise pytest.UsageError(
+            "every test needs a tier marker (" + ", ".join(TIERS) + "):\n  " + "\n  ".join(untiered)
+        )
+    wanted = set(config.getoption("--tier").split(","))
+    if unknown := wanted - set(TIERS):
+        raise pytest.UsageError(f"--tier: unknown tier(s) {sorted(unknown)}")
+    deselected = [item for item in items if tier_of(item) not in wanted]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if tier_of(item) in wanted]
 
 
 @pytest.fixture(scope="session")

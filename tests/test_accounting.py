@@ -25,6 +25,8 @@ from fruits_pipeline.reading import with_label
 from fruits_pipeline.schema import ERRORS_SCHEMA, FEATURES_SCHEMA, SPLIT_NAMES, STAGED_SCHEMA
 from tests.conftest import SAMPLE
 
+pytestmark = pytest.mark.spark
+
 PHOTO = next(SAMPLE.rglob("*.jpg"))
 
 

@@ -12,6 +12,8 @@ import pytest
 from fruits_pipeline.cli import build_parser, parse_job_args, to_uri
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.unit
+
 OPTIONS = [
     "--input", "--output", "--variance", "--k", "--weights", "--batch-size", "--image-size",
     "--master", "--overwrite", "--allowed-regions", "--max-error-fraction", "--no-probe",
@@ -32,6 +34,7 @@ def test_console_script_help_documents_every_option_and_exit_code() -> None:
     assert "exit codes:" in completed.stdout and "residency" in completed.stdout
 
 
+@pytest.mark.spark  # spark-submit starts a JVM
 def test_spark_submit_entrypoint_help() -> None:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
     completed = subprocess.run(

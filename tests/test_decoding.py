@@ -12,6 +12,8 @@ import pytest
 from fruits_pipeline.decoding import DecodeError, decode_image
 from tests import hostile
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("name", sorted(hostile.HOSTILE))
 def test_each_hostile_file_decodes_or_fails_with_its_kind(name: str) -> None:

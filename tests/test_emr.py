@@ -23,6 +23,8 @@ from fruits_pipeline.residency import check_buckets, validate_allowed_regions
 from tests.aws import LocalAws, set_step_state
 from tests.conftest import ROOT, SAMPLE, WEIGHTS
 
+pytestmark = pytest.mark.spark
+
 JOB_ARGS = [
     "--input", "s3://fruits-data-eu/fruits-360/Training/",
     "--output", "s3://fruits-data-eu/runs/2026-11-21 first run/",
@@ -136,9 +138,9 @@ def test_submit_step_exit_codes_are_documented_and_distinct_from_the_jobs() -> N
     assert documented == {0, 1, 2, 5, 10, 11}
     # Only the codes both share mean the same: success, failure, usage, residency.
     assert documented & {int(code) for code in ExitCode} == {0, 1, 2, 5}
-    readme = (ROOT / "README.md").read_text()
+    runbook = (ROOT / "docs" / "emr-runbook.md").read_text()
     for code in (10, 11):
-        assert f"| {code} |" in readme, f"README's table of submit_step.sh codes lacks {code}"
+        assert f"| {code} |" in runbook, f"the runbook's table of submit_step.sh codes lacks {code}"
 
 
 def test_dry_run_changes_nothing(aws: LocalAws) -> None:

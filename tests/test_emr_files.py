@@ -19,6 +19,8 @@ from packaging.utils import canonicalize_name
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.unit
+
 SCRIPTS = [ROOT / "bootstrap" / "bootstrap-emr.sh", *sorted((ROOT / "scripts").glob("*.sh")),
            ROOT / ".ci" / "run"]  # fmt: skip
 
@@ -184,13 +186,13 @@ def test_emr_configurations_set_python_311_and_the_job_settings() -> None:
     assert conf["core-site"]["Properties"]["fs.s3a.encryption.algorithm"] == "SSE-S3"
 
 
-def test_every_configured_property_is_explained_in_the_readme() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_every_configured_property_is_explained_in_the_runbook() -> None:
+    readme = (ROOT / "docs" / "emr-runbook.md").read_text()
     conf = configurations()
     names = [*conf["spark-defaults"]["Properties"], *conf["core-site"]["Properties"],
              *conf["spark-env"]["Configurations"][0]["Properties"]]  # fmt: skip
     missing = [name for name in names if f"`{name}`" not in readme]
-    assert not missing, f"README does not explain {missing}"
+    assert not missing, f"docs/emr-runbook.md does not explain {missing}"
 
 
 def test_instance_role_policy_is_least_privilege() -> None:
@@ -227,7 +229,7 @@ def test_workflow_credentials_outlast_the_wait_and_the_job_outlasts_both() -> No
     assert 3600 < session <= 43200  # IAM's MaxSessionDuration ranges from 1 h to 12 h
     assert wait + 600 <= session  # ten minutes to check, zip and upload before polling starts
     assert session <= job_limit
-    assert f"--max-session-duration {session}" in (ROOT / "README.md").read_text()
+    assert f"--max-session-duration {session}" in (ROOT / "docs" / "emr-runbook.md").read_text()
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)

@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.unit
+
 
 @dataclass(frozen=True)
 class Node:
@@ -46,7 +48,7 @@ def megabytes(size: str) -> int:
 
 
 def measured_rss_mb() -> dict[str, float]:
-    """Peak RSS per process from the README's benchmark (N = 8,000): worker, driver Python."""
+    """Peak RSS per process from the throughput benchmark (N = 8,000): worker, driver Python."""
     results = json.loads((ROOT / "benchmarks" / "results" / "throughput.json").read_text())
     return results["ours"]["peak_rss_mb"]
 
@@ -115,9 +117,9 @@ def test_the_check_refuses_sizes_that_would_not_fit(name: str, value: str, reaso
     assert any(reason in problem for problem in problems(changed, M5_XLARGE, measured_rss_mb()))
 
 
-def test_the_readme_memory_table_is_the_configuration() -> None:
-    """Every number of the README's m5.xlarge table is read from the configuration here."""
-    readme = (ROOT / "README.md").read_text()
+def test_the_runbook_memory_table_is_the_configuration() -> None:
+    """Every number of the runbook's m5.xlarge table is read from the configuration here."""
+    readme = (ROOT / "docs" / "emr-runbook.md").read_text()
     defaults = spark_defaults()
     containers = sizing(defaults)
     sizes = ("spark.executor.memory", "spark.executor.memoryOverhead", "spark.driver.memory",
@@ -133,5 +135,5 @@ def test_the_readme_memory_table_is_the_configuration() -> None:
         # The name in the first cell, not as the start of a longer one (memory, memoryOverhead).
         first_cell = rf"^\| [^|]*{re.escape(name)}(?![\w.])[^|]* \|"
         row = re.search(first_cell + r" ([^|]+) \|", readme, re.M)
-        assert row, f"README's memory table has no row for {name}"
+        assert row, f"the runbook's memory table has no row for {name}"
         assert row.group(1).strip() == cell, (name, row.group(1))

@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 
 from fruits_pipeline.model import IMAGENET_FILE, IMAGENET_URL
 from tests.aws import LocalAws, set_step_state
 from tests.conftest import ROOT, SAMPLE, WEIGHTS, count_jpgs_per_label
 from tests.test_emr import script_env
+
+pytestmark = pytest.mark.spark
 
 BUCKET = "fruits-walk-eu"
 # The walk's first line names the reader's bucket and data; the test's replace them.
@@ -36,9 +39,9 @@ MANIFEST = {"status": "succeeded", "counts": {"files_seen": 240, "featurized": 2
 
 
 def readme_walk() -> tuple[str, str]:
-    """The walk's ``export`` line and the commands after it, as the README has them."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Run on EMR") :]
+    """The walk's ``export`` line and the commands after it, as the runbook has them."""
+    runbook = (ROOT / "docs" / "emr-runbook.md").read_text()
+    section = runbook[runbook.index("## The walk") :]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     first, rest = block.split("\n", 1)
     return first, rest

@@ -21,6 +21,8 @@ from tests import hostile
 from tests.conftest import SAMPLE, SHARED_SAMPLE, WEIGHTS
 from tests.e2e.test_sample_run import direct_keras_features
 
+pytestmark = pytest.mark.e2e  # the real model, both engines
+
 
 def real_photos(per_label: int = 2) -> list[Path]:
     """``per_label`` real Fruits-360 photos of every class (the shared sample when present)."""
@@ -43,6 +45,7 @@ def features_by_path(frame) -> dict[str, np.ndarray]:
     return {row.path: np.asarray(row.features, dtype=np.float32) for row in rows}
 
 
+@pytest.mark.spark  # a fake model
 def test_featurize_udf_runs_any_factory_once_per_python_worker(spark) -> None:
     """A fake model under Spark: the factory runs once per worker, however many tasks."""
     builds = f"FRUITS_TEST_BUILDS_{uuid.uuid4().hex}"

@@ -20,6 +20,8 @@ from fruits_pipeline.featurize import (
 )
 from tests import hostile
 
+pytestmark = pytest.mark.spark
+
 
 def fake_predictor(batch: np.ndarray) -> np.ndarray:
     """Stands in for the model: a different, known vector per image (its mean pixel)."""

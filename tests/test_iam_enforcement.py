@@ -46,6 +46,8 @@ from tests.s3_iam import (
     iam_action_for,
 )
 
+pytestmark = pytest.mark.spark
+
 POLICIES = {
     INSTANCE_ROLE: ROOT / "conf" / "iam-instance-role-policy.json",
     SUBMITTER: ROOT / "conf" / "iam-submit-step-policy.json",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 from pyspark.sql import functions as F
 
 from fruits_pipeline.accounting import Listing
 from fruits_pipeline.incremental import plan_increment
 from fruits_pipeline.runs import PreviousRun
 from fruits_pipeline.schema import ERRORS_SCHEMA, FEATURES_SCHEMA, INVENTORY_SCHEMA
+
+pytestmark = pytest.mark.spark
 
 T0, T1 = datetime(2026, 11, 1, 8, 0), datetime(2026, 11, 2, 8, 0)
 

@@ -14,6 +14,8 @@ from fruits_pipeline.errors import ExitCode
 from fruits_pipeline.job import STAGES
 from tests.conftest import SAMPLE, WEIGHTS
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def tiny_input(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from fruits_pipeline.manifest import (
     Counts,
     LabelCounts,
@@ -14,6 +16,8 @@ from fruits_pipeline.manifest import (
     Throughput,
     WeightsInfo,
 )
+
+pytestmark = pytest.mark.unit
 
 
 def running() -> Manifest:

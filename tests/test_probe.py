@@ -8,6 +8,8 @@ import pytest
 from fruits_pipeline.probe import run_probe, scores
 from fruits_pipeline.schema import PCA_SCHEMA
 
+pytestmark = pytest.mark.spark
+
 
 def test_scores_match_a_hand_computation() -> None:
     # rows: true a, b, c; columns: predicted a, b, c

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from fruits_pipeline.job import STAGES, Stage
 from fruits_pipeline.progress import Progress
+
+pytestmark = pytest.mark.unit
 
 
 def test_stages_are_numbered_by_the_stage_list_and_timed() -> None:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import boto3
+import pytest
 from pyspark.sql import functions as F
 
 from fruits_pipeline.reading import (
@@ -18,6 +19,8 @@ from fruits_pipeline.reading import (
 )
 from tests.aws import point_spark_at
 from tests.conftest import SAMPLE
+
+pytestmark = pytest.mark.spark
 
 FOLDERS = ["Apple Red 1", "Pineapple Mini", "Pêche de vigne", "Äpfel", "Cherry"]
 

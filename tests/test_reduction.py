@@ -18,6 +18,8 @@ from fruits_pipeline.reduction import (
     project,
 )
 
+pytestmark = pytest.mark.spark
+
 
 def frame(spark, matrix: np.ndarray, labels: list[str] | None = None):
     labels = labels or ["one class"] * len(matrix)

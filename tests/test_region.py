@@ -20,6 +20,8 @@ from fruits_pipeline.residency import check_buckets, check_driver_region, instan
 from tests.aws import LocalAws
 from tests.conftest import WEIGHTS
 
+pytestmark = pytest.mark.spark
+
 TOKEN = "fake-imds-token"
 S3_JOB = ["s3://fruits-data-eu/fruits-360/", "s3://fruits-data-eu/runs/x/", "imagenet"]
 

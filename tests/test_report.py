@@ -23,6 +23,8 @@ from fruits_pipeline.probe import run_probe, with_hold_out
 from fruits_pipeline.report import FIGURE_DPI, FIGURE_INCHES, FIGURES
 from tests.conftest import SHARED_SAMPLE, WEIGHTS
 
+pytestmark = pytest.mark.e2e  # every test reads the sample run, made by the real model
+
 FIGURE_PIXELS = (int(FIGURE_INCHES[0] * FIGURE_DPI), int(FIGURE_INCHES[1] * FIGURE_DPI))
 
 

@@ -17,6 +17,8 @@ from fruits_pipeline.s3a import (
 )
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.spark
+
 FETCH = ROOT / "scripts" / "fetch_s3a_jars.sh"
 
 

@@ -10,6 +10,8 @@ from fruits_pipeline.config import JobConfig
 from fruits_pipeline.errors import UsageError
 from fruits_pipeline.session import RunSession, build_session, session_settings
 
+pytestmark = pytest.mark.spark
+
 
 def test_a_running_session_with_another_master_is_refused(spark) -> None:
     running = spark.sparkContext.master

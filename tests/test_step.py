@@ -18,6 +18,8 @@ from fruits_pipeline.step import (
 )
 from fruits_pipeline.step import spark_submit_args as step_args
 
+pytestmark = pytest.mark.unit
+
 JOB = ["--input", "s3://b/in put/", "--output", "s3://b/runs/r/"]
 
 

@@ -12,6 +12,8 @@ from fruits_pipeline.errors import WeightsError
 from fruits_pipeline.model import IMAGENET, IMAGENET_FILE, IMAGENET_URL, load_weights
 from tests.conftest import WEIGHTS
 
+pytestmark = pytest.mark.spark
+
 SHIPPED_SHA256 = "82996ab2f66b83c7127acc6c951a6fd15f18d27a8ff3b478c0da10aa65c667f2"
 
 

@@ -16,6 +16,8 @@ from fruits_pipeline.errors import ExitCode
 from tests import hostile
 from tests.conftest import SAMPLE, WEIGHTS
 
+pytestmark = pytest.mark.e2e
+
 GOOD_SOURCES = sorted(SAMPLE.glob("Training/*/*.jpg"))[::24][:10]
 
 

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
 
 
 def test_benchmark_smoke_mode_prints_the_table_and_writes_json(tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ from fruits_pipeline.errors import ExitCode
 from fruits_pipeline.reduction import PCA_COL, VECTOR_COL
 from tests.conftest import SAMPLE, WEIGHTS
 
+pytestmark = pytest.mark.e2e
+
 LABELS = ("apple", "mango", "Cocos")
 
 

@@ -34,6 +34,8 @@ from fruits_pipeline.step import local_command, spark_submit_args
 from tests.aws import LocalAws, create_bucket, point_spark_at, reset_aws
 from tests.conftest import ROOT, SAMPLE, WEIGHTS
 
+pytestmark = pytest.mark.e2e
+
 BUCKET = "fruits-e2e-eu"
 US_BUCKET = "fruits-e2e-us"
 MASTER = "local-cluster[2,1,2048]"  # two executor JVMs, one core and 2 GB each

@@ -16,6 +16,8 @@ from pyspark.ml.functions import array_to_vector, vector_to_array
 from fruits_pipeline.reduction import PCA_COL, VECTOR_COL, choose_k
 from tests.conftest import SAMPLE, WEIGHTS, count_jpgs_per_label
 
+pytestmark = pytest.mark.e2e
+
 
 def read_parquet(folder: Path) -> pd.DataFrame:
     return pd.read_parquet(folder).sort_values("path").reset_index(drop=True)
