@@ -7,20 +7,23 @@ runs the convolutions in int8 (VNNI or AMX where the CPU has them). The result i
 import neither TensorFlow nor NNCF.
 
 The calibration images are a seeded sample of the run's own images, decoded by
-``decoding.decode_image`` exactly as the featurize stage decodes them (``sample.py``). Whether
+``decoding.decode_image`` exactly as the featurize stage decodes them (``sampling.py``). Whether
 the quantized model is good enough is the quality gate's call (``gate.py``), never assumed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 
 import numpy as np
+from pyspark.sql import DataFrame
 
 from fruits_pipeline.engines import OpenVinoModel, compile_predictor, read_ir, serialize
 from fruits_pipeline.errors import QualityGateError
 from fruits_pipeline.gate import DEFAULT_THRESHOLDS, GateResult, Thresholds, judge
-from fruits_pipeline.sampling import DecodedSample
+from fruits_pipeline.manifest import QuantizationSummary
+from fruits_pipeline.sampling import DecodedSample, decoded_sample
 
 F32 = "f32"
 INT8 = "int8"
@@ -135,3 +138,38 @@ def enforce(checked: CheckedInt8) -> CheckedInt8:
         + (f", probe agreement {probe.agreement:.4f}" if probe else "")
         + ". Nothing was written; run with --precision f32."
     )
+
+
+def summary(checked: CheckedInt8, seconds: float) -> QuantizationSummary:
+    """The manifest's record of an int8 model that passed the gate."""
+    gate, probe = checked.gate, checked.gate.probe
+    return QuantizationSummary(
+        precision=INT8,
+        calibration_images=checked.calibration_images,
+        gate_images=gate.images,
+        mean_cosine=gate.mean_cosine,
+        worst_cosine=gate.worst_cosine,
+        probe_agreement=round(probe.agreement, 4) if probe else None,
+        probe_accuracy_f32=round(probe.accuracy_f32, 4) if probe else None,
+        probe_accuracy_int8=round(probe.accuracy_int8, 4) if probe else None,
+        thresholds=asdict(gate.thresholds),
+        seconds=round(seconds, 2),
+    )
+
+
+def checked_int8_model(
+    f32: OpenVinoModel, images: DataFrame, seed: int, image_size: int, threads: int
+) -> tuple[OpenVinoModel, QuantizationSummary]:
+    """The int8 model a run broadcasts, once it passed the gate, and the manifest's record.
+
+    Samples ``CALIBRATION_IMAGES + GATE_IMAGES`` of ``images`` seeded by ``seed``
+    (``sampling.decoded_sample``), quantizes on the first ones and judges on the rest, all on
+    the driver before any image is featurized.
+
+    Raises:
+        QualityGateError: (exit 8) the gate refused the int8 model, or too few images decode.
+    """
+    start = time.perf_counter()
+    sample = decoded_sample(images, CALIBRATION_IMAGES + GATE_IMAGES, seed, image_size)
+    checked = enforce(quantize_and_judge(f32, sample, threads=threads))
+    return checked.model, summary(checked, time.perf_counter() - start)
