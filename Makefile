@@ -36,7 +36,7 @@ lock:
 install: $(VENV)/.installed
 
 sample: install
-	$(BIN)/fruits-pipeline --input $(SAMPLE_INPUT) --output $(SAMPLE_OUTPUT) \
+	$(BIN)/fruits-pipeline run --input $(SAMPLE_INPUT) --output $(SAMPLE_OUTPUT) \
 		--weights $(WEIGHTS) --overwrite
 
 # The S3A connector jars for Spark on S3 off EMR (the S3 end-to-end tests): fetched once from

@@ -38,9 +38,11 @@ from benchmarks.throughput import (
     wait_for_quiet,
 )
 from fruits_pipeline.manifest import Manifest
+from fruits_pipeline.stages import Stage
 
 TARGET_RATIO = 0.5
-LIST_STAGE = "list input"  # job.Stage.LIST: an incremental run also plans its increment there
+# An incremental run also plans its increment in the listing stage.
+LIST_STAGE = Stage.LIST.key
 
 
 def run(images: Path, output: Path, *extra: str) -> tuple[Manifest, float]:

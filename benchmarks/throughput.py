@@ -46,7 +46,9 @@ from typing import Any
 
 from fruits_pipeline.config import ENGINES, OPENVINO, TENSORFLOW, JobConfig
 from fruits_pipeline.engines import PredictorFactory, predictor_factory
+from fruits_pipeline.layout import RunLayout
 from fruits_pipeline.manifest import Manifest
+from fruits_pipeline.stages import Stage
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "models" / "mobilenet_v2_1.0_224_no_top_imagenet_from_tflite.weights.h5"
@@ -287,11 +289,11 @@ def run_measured(command: list[str]) -> tuple[str, float, dict[str, float]]:
 def run_job(images: Path, output: Path, *extra: str) -> tuple[Manifest, float, dict[str, float]]:
     """``fruits-pipeline`` on ``images`` (the benchmark weights, ``--overwrite``, ``extra``), in
     its own process: its manifest, the process's wall seconds and its peak RSS (MB)."""
-    command = [str(Path(sys.executable).parent / "fruits-pipeline"), "--input", str(images),
+    command = [str(Path(sys.executable).parent / "fruits-pipeline"), "run", "--input", str(images),
                "--output", str(output), "--weights", str(WEIGHTS), "--overwrite",
                *extra]  # fmt: skip
     _, wall, memory = run_measured(command)
-    return Manifest.loads((output / "manifest.json").read_text()), wall, memory
+    return Manifest.loads(Path(RunLayout(str(output)).manifest).read_text()), wall, memory
 
 
 def run_ours(images: Path, output: Path, engine: str, probe: bool = False) -> dict:
@@ -398,7 +400,7 @@ def table(figures: dict) -> str:
                 f"peak RSS, --engine {engine}, N = {run['images']}: Python worker "
                 f"{memory.get('python_worker')} MB, driver JVM {memory.get('driver_jvm')} MB, "
                 f"driver Python {memory.get('driver_python')} MB; start workers "
-                f"{run['timings_s']['start workers']} s"
+                f"{run['timings_s'][Stage.WORKERS.key]} s"
             )
         alone = figures["worker_startup"][engine]
         lines.append(

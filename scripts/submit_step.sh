@@ -4,11 +4,12 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: scripts/submit_step.sh --cluster-id ID --bucket BUCKET [options] -- JOB_ARGS...
+Usage: scripts/submit_step.sh --cluster-id ID --bucket BUCKET [options] -- COMMAND JOB_ARGS...
 
 Zips src/fruits_pipeline for --py-files, uploads the zip and the entrypoint to
 s3://BUCKET/code/VERSION/, then adds a Spark step (spark-submit --deploy-mode cluster,
-ActionOnFailure=CONTINUE) that runs the job with JOB_ARGS (e.g. --input s3://... --output s3://...).
+ActionOnFailure=CONTINUE) that runs the job's COMMAND with JOB_ARGS, e.g.
+-- run --input s3://... --output s3://... (or -- project --model s3://... ...).
 Every bucket (BUCKET and any s3:// URI in JOB_ARGS) and the region must be in an allowed EU
 region, checked before anything is uploaded.
 
@@ -67,7 +68,7 @@ done
 
 [[ -n "$CLUSTER_ID" ]] || die "--cluster-id is required (see --help)" 2
 [[ -n "$BUCKET" ]] || die "--bucket is required (see --help)" 2
-((${#JOB_ARGS[@]})) || die "no job arguments: pass them after --, e.g. -- --input s3://... --output s3://..." 2
+((${#JOB_ARGS[@]})) || die "no job arguments: pass them after --, e.g. -- run --input s3://... --output s3://..." 2
 [[ "$POLL_SECONDS" =~ ^[0-9]+$ && "$TIMEOUT_SECONDS" =~ ^[0-9]+$ ]] || die "--poll-seconds and --timeout-seconds take whole seconds" 2
 export AWS_REGION=$REGION AWS_DEFAULT_REGION=$REGION
 

@@ -144,7 +144,7 @@ def main() -> None:
 
     spark = s3a_session(aws, args.jars)
     rows: list[dict[str, str]] = []
-    common = ["--input", INPUT, "--output", OUTPUT, "--weights", str(WEIGHTS)]
+    common = ["run", "--input", INPUT, "--output", OUTPUT, "--weights", str(WEIGHTS)]
     for phase, extra in (("job", []), ("job --overwrite", ["--overwrite"])):
         code = job([*common, *extra])
         if code != 0:

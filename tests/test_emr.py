@@ -26,7 +26,7 @@ from tests.conftest import ROOT, SAMPLE, WEIGHTS
 pytestmark = pytest.mark.spark
 
 JOB_ARGS = [
-    "--input", "s3://fruits-data-eu/fruits-360/Training/",
+    "run", "--input", "s3://fruits-data-eu/fruits-360/Training/",
     "--output", "s3://fruits-data-eu/runs/2026-11-21 first run/",
     "--weights", "s3://fruits-data-eu/weights/mobilenet_v2.weights.h5",
     "--variance", "0.9",
@@ -157,8 +157,8 @@ def test_dry_run_changes_nothing(aws: LocalAws) -> None:
 def test_submit_refuses_outside_the_eu_before_uploading(aws: LocalAws, where: str) -> None:
     cluster = make_cluster()
     bucket = "fruits-data-us" if where == "code bucket" else "fruits-code-eu"
-    job = ["--input", "s3://fruits-data-us/in/" if where == "job input" else "s3://fruits-data-eu/in/",
-           "--output", "s3://fruits-data-eu/out/"]  # fmt: skip
+    job_input = "s3://fruits-data-us/in/" if where == "job input" else "s3://fruits-data-eu/in/"
+    job = ["run", "--input", job_input, "--output", "s3://fruits-data-eu/out/"]
     completed = run_script(
         aws, "submit_step.sh", "--cluster-id", cluster, "--bucket", bucket, "--version", "v1",
         "--", *job, region="us-east-1" if where == "region" else "eu-west-1",
@@ -388,8 +388,8 @@ def test_guard_passes_eu_buckets_and_refuses_others(aws: LocalAws) -> None:
 
 
 def test_job_refuses_a_us_bucket_before_reading_anything(aws: LocalAws, tmp_path, capsys) -> None:
-    code = main(["--input", "s3://fruits-data-us/fruits-360/", "--output", str(tmp_path / "run"),
-                 "--weights", str(WEIGHTS)])  # fmt: skip
+    code = main(["run", "--input", "s3://fruits-data-us/fruits-360/", "--output",
+                 str(tmp_path / "run"), "--weights", str(WEIGHTS)])  # fmt: skip
     assert code == ExitCode.RESIDENCY
     assert "bucket fruits-data-us is in region us-east-1" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
@@ -406,7 +406,7 @@ def test_job_loads_weights_from_s3_on_the_driver(aws: LocalAws, tmp_path, capsys
     for source in sorted((SAMPLE / "Training" / "apple").glob("*.jpg"))[:6]:
         (subset / source.name).write_bytes(source.read_bytes())
     output = tmp_path / "run"
-    code = main(["--input", str(tmp_path / "in"), "--output", str(output), "--weights",
+    code = main(["run", "--input", str(tmp_path / "in"), "--output", str(output), "--weights",
                  f"s3://fruits-data-eu/{key}", "--no-probe"])  # fmt: skip
     assert code == ExitCode.OK, capsys.readouterr().err
     manifest = json.loads((output / "manifest.json").read_text())

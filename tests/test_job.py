@@ -1,4 +1,5 @@
-"""job.py: what a run leaves behind when it fails unexpectedly, and what --overwrite removes."""
+"""job.py in-process, with the fake model (tests/fakes.py): what a run leaves behind when it
+fails unexpectedly, and what --overwrite removes."""
 
 from __future__ import annotations
 
@@ -7,12 +8,20 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pyspark.sql import SparkSession
 
-import fruits_pipeline.job
-from fruits_pipeline.cli import main
-from fruits_pipeline.errors import ExitCode
-from fruits_pipeline.job import STAGES
-from tests.conftest import SAMPLE, WEIGHTS
+import fruits_pipeline.stages
+from fruits_pipeline.cli import parse_job_args
+from fruits_pipeline.errors import OutputExistsError
+from fruits_pipeline.job import run_job
+from fruits_pipeline.manifest import Manifest
+from fruits_pipeline.progress import Progress
+from fruits_pipeline.session import RunSession
+from fruits_pipeline.stages import STAGES
+from tests.conftest import SAMPLE
+from tests.fakes import FAKE_MODEL, FAKE_SHA256
+
+pytestmark = pytest.mark.spark
 
 pytestmark = pytest.mark.e2e
 
@@ -28,21 +37,39 @@ def tiny_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def run(tiny_input: Path, output: Path, *extra: str) -> int:
-    return main(["--input", str(tiny_input), "--output", str(output), "--weights", str(WEIGHTS),
-                 "--no-probe", *extra])  # fmt: skip
+def run(spark: SparkSession, tiny_input: Path, output: Path, *extra: str) -> Manifest:
+    """The job on ``tiny_input`` with the fake model, in the test session (``spark``)."""
+    config = parse_job_args(
+        ["run", "--input", str(tiny_input), "--output", str(output), "--no-probe", *extra]
+    )
+    return run_job(config, Progress(), RunSession(config), model=FAKE_MODEL)
+
+
+def test_a_fake_model_run_writes_every_output(
+    spark: SparkSession, tiny_input: Path, tmp_path: Path
+) -> None:
+    manifest = run(spark, tiny_input, tmp_path / "run", "--k", "2")
+    assert manifest.status == "succeeded"
+    assert manifest.weights.sha256 == FAKE_SHA256
+    assert manifest.counts is not None and manifest.counts.featurized == 6
+    assert manifest.reduction is not None and manifest.reduction.k == 2
+    assert set(manifest.outputs) == {"features", "errors", "pca", "model", "inventory"}
+    features = spark.read.parquet(str(tmp_path / "run" / "features")).collect()
+    assert {len(row.features) for row in features} == {1280}
+    by_label = {row.label: row.features[:3] for row in features}
+    assert by_label["apple"] != by_label["mango"]  # the fake's features follow the pixels
 
 
 def test_an_unexpected_failure_leaves_a_failed_manifest_and_no_staging(
-    tiny_input: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    spark: SparkSession, tiny_input: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken_fit(*_: object, **__: object) -> None:
         raise RuntimeError("the fit broke")
 
-    monkeypatch.setattr(fruits_pipeline.job, "fit_reduction", broken_fit)
+    monkeypatch.setattr(fruits_pipeline.stages, "fit_reduction", broken_fit)
     output = tmp_path / "run"
-    assert run(tiny_input, output) == ExitCode.FAILURE
-    assert "the run failed unexpectedly" in capsys.readouterr().err
+    with pytest.raises(RuntimeError, match="the fit broke"):
+        run(spark, tiny_input, output)
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest["status"] == "failed"
     assert manifest["error"] == "RuntimeError: the fit broke"
@@ -53,7 +80,9 @@ def test_an_unexpected_failure_leaves_a_failed_manifest_and_no_staging(
     assert written == ["errors", "features", "inventory", "manifest.json"]
 
 
-def test_overwrite_replaces_exactly_the_runs_outputs(tiny_input: Path, tmp_path: Path) -> None:
+def test_overwrite_replaces_exactly_the_runs_outputs(
+    spark: SparkSession, tiny_input: Path, tmp_path: Path
+) -> None:
     output = tmp_path / "run"
     for part in ("features", "errors", "pca", "model", "staging"):
         (output / part).mkdir(parents=True)
@@ -62,10 +91,11 @@ def test_overwrite_replaces_exactly_the_runs_outputs(tiny_input: Path, tmp_path:
     (output / "notes.txt").write_text("mine")
     (output / "report").mkdir()
     (output / "report" / "report.html").write_text("mine too")
-    assert run(tiny_input, output) == ExitCode.OUTPUT_EXISTS
+    with pytest.raises(OutputExistsError):
+        run(spark, tiny_input, output)
     assert (output / "features" / "stale.parquet").exists()  # refused: nothing touched
 
-    assert run(tiny_input, output, "--overwrite") == ExitCode.OK
+    assert run(spark, tiny_input, output, "--overwrite").status == "succeeded"
     assert (output / "notes.txt").read_text() == "mine"
     assert (output / "report" / "report.html").read_text() == "mine too"
     assert not list(output.rglob("stale.parquet"))

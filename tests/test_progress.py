@@ -1,4 +1,4 @@
-"""progress.py: stages numbered by their place in the job's list, timings recorded."""
+"""progress.py: stages numbered by their place in the job's list, timed under their keys."""
 
 from __future__ import annotations
 
@@ -6,22 +6,27 @@ import io
 
 import pytest
 
-from fruits_pipeline.job import STAGES, Stage
 from fruits_pipeline.progress import Progress
+from fruits_pipeline.stages import STAGES, Stage
 
 pytestmark = pytest.mark.unit
 
 
-def test_stages_are_numbered_by_the_stage_list_and_timed() -> None:
+def test_stages_are_numbered_by_the_stage_list_and_timed_by_key() -> None:
     stream = io.StringIO()
     progress = Progress(stream, STAGES)
-    with progress.stage(Stage.FEATURIZE.value) as info:
+    with progress.stage(Stage.FEATURIZE.key, Stage.FEATURIZE.label) as info:
         info["images"] = 10
-    with progress.stage(Stage.WORKERS.value) as info:
+    with progress.stage(Stage.WORKERS.key, Stage.WORKERS.label) as info:
         info["detail"] = "2 tasks"
     lines = stream.getvalue().splitlines()
     assert lines[0].endswith("(5/10) featurize ...")
     assert "(5/10) featurize done in" in lines[1] and "10 images" in lines[1]
     assert lines[3].endswith("(2 tasks)") and "(4/10) start workers done" in lines[3]
-    assert list(progress.timings) == ["featurize", "start workers"]
-    assert len(STAGES) == len(set(STAGES)) == 10
+    assert list(progress.timings) == ["featurize", "workers"]
+
+
+def test_stage_keys_and_labels_are_distinct_and_keys_are_identifiers() -> None:
+    assert len(STAGES) == len(set(STAGES)) == len({s.label for s in Stage}) == 10
+    assert all(key.isidentifier() for key in STAGES)
+    assert STAGES[0] == Stage.RESIDENCY.key == "residency"

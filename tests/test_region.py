@@ -80,7 +80,7 @@ def test_job_on_a_us_node_is_refused_before_anything_is_read_or_written(
 ) -> None:
     metadata.region = "us-east-1"
     output = tmp_path / "run"
-    code = main(["--input", "s3://fruits-data-eu/fruits-360/", "--output", str(output),
+    code = main(["run", "--input", "s3://fruits-data-eu/fruits-360/", "--output", str(output),
                  "--weights", str(WEIGHTS)])  # fmt: skip
     assert code == ExitCode.RESIDENCY
     err = capsys.readouterr().err

@@ -132,7 +132,9 @@ def test_probe_on_the_full_shared_sample_reaches_97_percent(tmp_path: Path) -> N
     if not SHARED_SAMPLE.is_dir():
         pytest.skip(f"the full sample is not at {SHARED_SAMPLE}")
     output = tmp_path / "run"
-    code = main(["--input", str(SHARED_SAMPLE), "--output", str(output), "--weights", str(WEIGHTS)])
+    code = main(
+        ["run", "--input", str(SHARED_SAMPLE), "--output", str(output), "--weights", str(WEIGHTS)]
+    )
     assert code == ExitCode.OK
     manifest = json.loads((output / "manifest.json").read_text())
     probe = manifest["probe"]

@@ -20,7 +20,7 @@ from fruits_pipeline.step import spark_submit_args as step_args
 
 pytestmark = pytest.mark.unit
 
-JOB = ["--input", "s3://b/in put/", "--output", "s3://b/runs/r/"]
+JOB = ["run", "--input", "s3://b/in put/", "--output", "s3://b/runs/r/"]
 
 
 def test_spark_submit_args_run_the_zip_and_entrypoint_in_cluster_mode() -> None:
@@ -74,3 +74,10 @@ def test_main_writes_package_and_steps_file(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--code-prefix", "s3://b/c", "--name", "n", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
+
+
+def test_main_refuses_job_arguments_without_their_command(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--code-prefix", "s3://b/c", "--name", "n", "--out", str(tmp_path), "--", *JOB[1:]])
+    assert exit_info.value.code == 2
+    assert "start with its command (run or project)" in capsys.readouterr().err

@@ -41,7 +41,7 @@ def test_imagenet_download_is_checked_by_keras_against_the_pin(
 
 
 def test_the_pin_is_a_job_option_taken_in_any_case() -> None:
-    args = ["--input", "in", "--output", "out"]
+    args = ["run", "--input", "in", "--output", "out"]
     assert parse_job_args(args).weights_sha256 is None
     pinned = parse_job_args([*args, "--weights-sha256", SHIPPED_SHA256.upper()])
     assert pinned.weights_sha256 == SHIPPED_SHA256

@@ -2,10 +2,11 @@
 
 The listing comes from Spark's file index (``DataFrame.inputFiles``), not from the scan: Spark's
 file scan silently drops zero-byte files, so only the listing is a complete account of the
-input. Both stay in Spark: the listing becomes a one-column DataFrame inside the JVM, what the
-scan skipped is an anti-join, and counts are a ``groupBy``. The driver's Python holds per-label
-counts and the files the scan skipped (zero-byte uploads: rare), never one object per image,
-so its memory does not grow with the input (``benchmarks/accounting.py``).
+input. Both stay in Spark: the listing becomes a one-column DataFrame inside the JVM
+(``jvm.input_files``), what the scan skipped is an anti-join, and counts are a ``groupBy``.
+The driver's Python holds per-label counts and the files the scan skipped (zero-byte uploads:
+rare), never one object per image, so its memory does not grow with the input
+(``benchmarks/accounting.py``).
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from fruits_pipeline.errors import NoInputError
+from fruits_pipeline.jvm import glob_files, input_files, normalized_path
 from fruits_pipeline.manifest import Counts, LabelCounts
 from fruits_pipeline.reading import read_images, to_images, with_label, with_split
 from fruits_pipeline.schema import (
@@ -75,19 +76,14 @@ def list_input(spark: SparkSession, input_uri: str, split_names: Sequence[str]) 
     """
     try:
         scan = read_images(spark, input_uri)
-        uris = scan._jdf.inputFiles()  # a Java String[]: it stays in the JVM
+        listed, count = input_files(scan)
     except AnalysisException as error:
         raise NoInputError(f"cannot read input {input_uri}: {error}") from error
-    count = len(uris)
     if not count:
         raise NoInputError(
             f"no file matching *.jpg or *.jpeg (any case) under {input_uri}: nothing to do"
         )
-    listed = spark._jsparkSession.createDataset(  # type: ignore[union-attr]
-        _java_list(spark, uris),
-        spark.sparkContext._jvm.org.apache.spark.sql.Encoders.STRING(),  # type: ignore[union-attr]
-    ).toDF()  # one column, "value"
-    files = DataFrame(listed, spark).select(scan_path(F.col("value")).alias(PATH))
+    files = listed.select(scan_path(F.col("value")).alias(PATH))
     deepest = files.select(F.max(F.size(F.split(PATH, "/")) - 1)).first()[0]  # type: ignore[index]
     hidden = hidden_images(spark, input_uri, deepest)
     if hidden:
@@ -112,34 +108,11 @@ def hidden_images(spark: SparkSession, input_uri: str, deepest: int) -> list[str
     hidden folder, whatever the number of ordinary files. Pitfall: a hidden name deeper than
     every ordinary image is not looked for.
     """
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
-    root = jvm.org.apache.hadoop.fs.Path(input_uri)  # type: ignore[union-attr]
-    filesystem = root.getFileSystem(conf)
-    base = root.toString().rstrip("/")
+    base = normalized_path(spark, input_uri).rstrip("/")
     found: set[str] = set()
     for depth in range(1, max(deepest - base.count("/"), 0) + 1):
-        pattern = jvm.org.apache.hadoop.fs.Path(base + "/*" * (depth - 1) + "/{_,.}*")  # type: ignore[union-attr]
-        for status in filesystem.globStatus(pattern) or []:  # rare: one py4j call each
-            if status.isDirectory():
-                files = filesystem.listFiles(status.getPath(), True)
-                while files.hasNext():
-                    found.add(files.next().getPath().toString())
-            else:
-                found.add(status.getPath().toString())
+        found |= glob_files(spark, base + "/*" * (depth - 1) + "/{_,.}*")
     return sorted(p for p in found if IMAGE_NAME.fullmatch(p.rsplit("/", 1)[-1]))
-
-
-def _java_list(spark: SparkSession, array: Any) -> Any:
-    """A Java ``String[]`` as a ``java.util.List``, in three py4j calls whatever its length.
-
-    py4j does not pass a ``String[]`` where a method takes ``Object...`` (``Arrays.asList``),
-    so the array is first copied, inside the JVM, into an ``Object[]``.
-    """
-    jvm = spark.sparkContext._jvm
-    objects = spark.sparkContext._gateway.new_array(jvm.java.lang.Object, len(array))  # type: ignore[union-attr]
-    jvm.java.lang.System.arraycopy(array, 0, objects, 0, len(array))  # type: ignore[union-attr]
-    return jvm.java.util.Arrays.asList(objects)  # type: ignore[union-attr]
 
 
 def skipped_error(length: int, hidden: bool = False) -> tuple[str, str]:
@@ -202,6 +175,26 @@ def add_skipped(
     return len(skipped)
 
 
+def label_counts(
+    rows: list[Row], gone: dict[str, int], incremental: bool
+) -> dict[str, LabelCounts]:
+    """``count_outcomes``' rows (one per label: ``files_seen``, ``featurized``, ``reused``,
+    ``featurized_new``) and the files ``gone`` per label, as ``LabelCounts``; the incremental
+    fields only for an ``incremental`` run."""
+    per_label = {
+        row[LABEL]: LabelCounts(
+            row.files_seen,
+            row.featurized,
+            row.files_seen - row.featurized,
+            *((row.reused, row.featurized_new, gone.get(row[LABEL], 0)) if incremental else ()),
+        )
+        for row in rows
+    }
+    for label, count in gone.items():
+        per_label.setdefault(label, LabelCounts(0, 0, 0, 0, 0, count))
+    return per_label
+
+
 def count_outcomes(
     features: DataFrame,
     errors: DataFrame,
@@ -245,18 +238,7 @@ def count_outcomes(
     gone = {}
     if removed is not None:
         gone = {r[LABEL]: r["count"] for r in removed.groupBy(LABEL).count().collect()}
-    incremental = reused is not None
-    per_label = {
-        row[LABEL]: LabelCounts(
-            row.files_seen,
-            row.featurized,
-            row.files_seen - row.featurized,
-            *((row.reused, row.featurized_new, gone.get(row[LABEL], 0)) if incremental else ()),
-        )
-        for row in rows
-    }
-    for label, count in gone.items():
-        per_label.setdefault(label, LabelCounts(0, 0, 0, 0, 0, count))
+    per_label = label_counts(rows, gone, incremental=reused is not None)
     counts = Counts.from_per_label(per_label, model_runs)
     if counts.files_seen != listed_count:
         raise RuntimeError(

@@ -1,25 +1,44 @@
-"""The command line: ``fruits-pipeline [options]`` runs the job, ``fruits-pipeline report RUN``
-writes the HTML report. Parsing builds a ``JobConfig``; every exit goes through ``ExitCode``."""
+"""The command line: ``fruits-pipeline run|project|report [options]``.
+
+Each subcommand's options come from the fields of its config dataclass (``config.JobConfig``,
+``config.ReportConfig``), where each field carries its flag and help text; this module only
+adds the words around them (descriptions, examples, exit codes) and runs the command. Every
+exit goes through ``ExitCode``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, Field, dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 from fruits_pipeline import __version__
-from fruits_pipeline.config import DEFAULT_REGION, ENGINES, FEATURE_DIM, JobConfig
+from fruits_pipeline.config import (
+    GROUPS,
+    PROJECT,
+    REPORT,
+    RUN,
+    JobConfig,
+    Option,
+    ReportConfig,
+    options_of,
+)
 from fruits_pipeline.errors import EXIT_CODE_HELP, ExitCode, PipelineError
 from fruits_pipeline.manifest import Manifest
 from fruits_pipeline.progress import Progress
 
+PROG = "fruits-pipeline"
+
 DESCRIPTION = """\
 Turn a folder (or S3 prefix) of fruit photos into features a classifier can learn from:
-every *.jpg / *.jpeg below --input is labelled by its parent folder, featurized with
+MobileNetV2 features (1280-d), standardised and reduced by PCA, written as Parquet.
+"fruits-pipeline COMMAND --help" lists a command's options, outputs and examples."""
+
+RUN_DESCRIPTION = """\
+Every *.jpg / *.jpeg below --input is labelled by its parent folder, featurized with
 MobileNetV2 (1280-d, ImageNet weights broadcast from the driver), standardised and reduced by
 PCA to the smallest k that keeps --variance of the variance, and written as Parquet. A linear
 probe (logistic regression on the Training split, scored on Test) checks the features.
@@ -32,10 +51,13 @@ outputs under --output:
   inventory/     path, length, modificationTime of every file: what --incremental-from compares
   manifest.json  counts per label, k and the variance curve, probe accuracy, timings, weights
                  sha256, versions;
-                 written last, "status": "succeeded" only when everything else was written
+                 written last, "status": "succeeded" only when everything else was written"""
 
-also: fruits-pipeline project --model RUN ...   new images through RUN's scaler + PCA
-      fruits-pipeline report RUN                 writes report.html for a finished run"""
+RUN_EXAMPLES = """examples:
+  fruits-pipeline run --input sample/fruits-360 --output runs/sample \\
+      --weights models/mobilenet_v2_1.0_224_no_top_imagenet_from_tflite.weights.h5
+  spark-submit --py-files fruits_pipeline.zip main.py run \\
+      --input s3://my-eu-bucket/fruits-360/ --output s3://my-eu-bucket/runs/2026-11-21/"""
 
 PROJECT_DESCRIPTION = """\
 Project new photos with a finished run's reduction, no refit: every *.jpg / *.jpeg below
@@ -50,214 +72,157 @@ PROJECT_EXAMPLES = """examples:
       --input s3://my-eu-bucket/uploads/2026-11-22/ --output s3://my-eu-bucket/scored/2026-11-22/ \\
       --weights s3://my-eu-bucket/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"""
 
-EXAMPLES = """examples:
-  fruits-pipeline --input sample/fruits-360 --output runs/sample \\
-      --weights models/mobilenet_v2_1.0_224_no_top_imagenet_from_tflite.weights.h5
-  spark-submit --py-files fruits_pipeline.zip main.py \\
-      --input s3://my-eu-bucket/fruits-360/ --output s3://my-eu-bucket/runs/2026-11-21/"""
+REPORT_DESCRIPTION = """\
+Write report.html (figures embedded) and its PNGs for a finished run: the explained variance
+with k marked, the first two components by label, images per class, the probe's confusion
+matrix and the errors. Needs the [report] extra (matplotlib)."""
+
+REPORT_EXAMPLES = """examples:
+  fruits-pipeline report runs/sample
+  fruits-pipeline report s3://my-eu-bucket/runs/2026-11-21/ --out report-2026-11-21
+
+exit codes: 0 written, 1 matplotlib missing, 3 no manifest.json in RUN"""
 
 
-def to_uri(location: str) -> str:
-    """A location with a scheme (``s3://``, ``file:``, ``hdfs://``) as is; a bare path as an
-    absolute ``file:`` URI (not percent-encoded: Hadoop paths take spaces as they are)."""
-    if urlparse(location).scheme:
-        return location
-    return "file:" + os.path.abspath(location)
+def run_command(config: JobConfig) -> int:
+    """Run the job (``run`` or ``project``); print the summary; return the exit code."""
+    # Spark and the model load only for a real run, not for --help.
+    from fruits_pipeline.job import run_job
+    from fruits_pipeline.session import RunSession
+
+    session = RunSession(config)
+    try:
+        manifest = run_job(config, Progress(), session)
+    except PipelineError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return int(error.exit_code)
+    except Exception:
+        traceback.print_exc()
+        print(f"{PROG}: error: the run failed unexpectedly (see above)", file=sys.stderr)
+        return int(ExitCode.FAILURE)
+    finally:
+        session.close()
+    print("\n".join(summary_lines(manifest)), flush=True)
+    return int(ExitCode.OK)
 
 
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+def report_command(config: ReportConfig) -> int:
+    from fruits_pipeline.report import main as report_main  # matplotlib only when asked for
+
+    return report_main(config)
 
 
-def _variance(text: str) -> float:
-    value = _fraction(text)
-    if value == 0.0:
-        raise argparse.ArgumentTypeError("must be above 0 (a share of variance to keep)")
-    return value
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its config dataclass (whose fields give its options), what it runs, and
+    the words of its ``--help``."""
+
+    config: type
+    handler: Callable[[Any], int]
+    summary: str
+    description: str
+    epilog: str
 
 
-def _sha256(text: str) -> str:
-    digest = text.strip().lower()
-    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise argparse.ArgumentTypeError(f"must be 64 hexadecimal digits, got {text!r}")
-    return digest
+COMMANDS = {
+    RUN: Command(
+        JobConfig,
+        run_command,
+        "featurize, fit scaler + PCA, write a run",
+        RUN_DESCRIPTION,
+        RUN_EXAMPLES + "\n\n" + EXIT_CODE_HELP,
+    ),
+    PROJECT: Command(
+        JobConfig,
+        run_command,
+        "project new images with a finished run's scaler + PCA",
+        PROJECT_DESCRIPTION,
+        PROJECT_EXAMPLES + "\n\n" + EXIT_CODE_HELP,
+    ),
+    REPORT: Command(
+        ReportConfig,
+        report_command,
+        "write report.html for a finished run",
+        REPORT_DESCRIPTION,
+        REPORT_EXAMPLES,
+    ),
+}
 
 
-def _int_between(low: int, high: int) -> Any:
-    def parse(text: str) -> int:
-        value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {text}")
-        return value
+def help_text(item: Field[Any], option: Option) -> str:
+    """``option.help``, with the field's default when it is a value worth showing."""
+    text = option.help
+    default = item.default
+    if default is not MISSING and default is not None and not isinstance(default, bool):
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        text += f" (default: {shown})"
+    return text.replace("%", "%%")  # argparse formats help with %
 
-    return parse
+
+def argument_settings(item: Field[Any], option: Option, command: str) -> dict[str, Any]:
+    """``add_argument``'s keywords for ``option`` of field ``item`` in ``command``."""
+    settings: dict[str, Any] = {"help": help_text(item, option)}
+    if option.flags[0].startswith("-"):
+        settings.update(dest=item.name, required=command in option.required)
+    if item.default is not MISSING:
+        settings["default"] = item.default
+    if option.switch is not None:
+        settings["action"] = "store_true" if option.switch else "store_false"
+    else:
+        # Named after the flag (--input INPUT), not the field (input_uri).
+        named = option.flags[0].lstrip("-").upper().replace("-", "_")
+        metavar = option.metavar or (None if option.choices else named)
+        settings.update(type=option.parse, choices=option.choices, metavar=metavar)
+    return settings
 
 
-def build_parser(project: bool = False) -> argparse.ArgumentParser:
-    """The job's parser; ``project``: ``fruits-pipeline project``'s (``--model`` instead of the
-    reduction and incremental options)."""
-    defaults = JobConfig(input_uri="", output_uri="")
+def add_options(parser: argparse.ArgumentParser, config: type, command: str) -> None:
+    """Add every option of ``config``'s fields that ``command`` takes, in their sections."""
+    sections = {name: parser.add_argument_group(name) for name in GROUPS}  # empty ones are hidden
+    for item, option in options_of(config, command):
+        sections[option.group].add_argument(
+            *option.flags, **argument_settings(item, option, command)
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand (``COMMANDS``), each with its own ``--help``."""
+    formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
-        prog="fruits-pipeline project" if project else "fruits-pipeline",
-        description=PROJECT_DESCRIPTION if project else DESCRIPTION,
-        epilog=(PROJECT_EXAMPLES if project else EXAMPLES) + "\n\n" + EXIT_CODE_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=PROG, description=DESCRIPTION, epilog=EXIT_CODE_HELP, formatter_class=formatter
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    io = parser.add_argument_group("input and output")
-    if project:
-        io.add_argument(
-            "--model",
-            required=True,
-            help="a succeeded run (its --output) whose scaler + PCA project the new images; "
-            "its weights must be the ones loaded here (else exit 7)",
+    commands = parser.add_subparsers(
+        title="commands", dest="command", required=True, metavar="COMMAND"
+    )
+    for name, command in COMMANDS.items():
+        subparser = commands.add_parser(
+            name,
+            help=command.summary,
+            description=command.description,
+            epilog=command.epilog,
+            formatter_class=formatter,
         )
-    else:
-        io.add_argument(
-            "--incremental-from",
-            default=None,
-            metavar="PREVIOUS_RUN",
-            help="a succeeded run to build on: images with the same path, length and "
-            "modification time reuse its features (or its error); only new and changed images "
-            "run the model; scaler + PCA are refitted on all (exit 3 if it cannot be reused)",
-        )
-    io.add_argument(
-        "--input", required=True, help="folder of images: s3://, file:// or a local path"
-    )
-    io.add_argument(
-        "--output", required=True, help="where the run is written: s3://, file:// or a local path"
-    )
-    io.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a previous run in --output (otherwise refused, exit 6)",
-    )
-    model = parser.add_argument_group("model")
-    model.add_argument(
-        "--weights",
-        default=defaults.weights,
-        help="'imagenet' (official Keras file, downloaded on the driver), a local .h5 path, "
-        "or an s3:// URI fetched on the driver (default: %(default)s)",
-    )
-    model.add_argument(
-        "--weights-sha256",
-        type=_sha256,
-        default=None,
-        help="expected sha256 of the weights file: a different file is refused (exit 7); "
-        "with 'imagenet', Keras checks the download against it (default: no check)",
-    )
-    model.add_argument(
-        "--engine",
-        choices=ENGINES,
-        default=defaults.engine,
-        help="inference engine in the Python workers: openvino (the driver converts the Keras "
-        "model; workers load no TensorFlow) or tensorflow (Keras) (default: %(default)s)",
-    )
-    model.add_argument(
-        "--image-size",
-        type=_int_between(32, 1024),
-        default=defaults.image_size,
-        help="model input side in pixels; images are resized to it (default: %(default)s)",
-    )
-    model.add_argument(
-        "--batch-size",
-        type=_int_between(1, 4096),
-        default=defaults.batch_size,
-        help="images per model call inside a task (default: %(default)s)",
-    )
-    if not project:  # a projection uses the --model run's reduction as it is
-        reduce = parser.add_argument_group("reduction")
-        reduce.add_argument(
-            "--variance",
-            type=_variance,
-            default=defaults.variance,
-            help="share of explained variance to keep; k is the smallest that reaches it "
-            "(default: %(default)s)",
-        )
-        reduce.add_argument(
-            "--k",
-            type=_int_between(1, FEATURE_DIM),
-            default=None,
-            help=f"fixed number of components (1..{FEATURE_DIM}), overrides --variance",
-        )
-    quality = parser.add_argument_group("bad input")
-    quality.add_argument(
-        "--max-error-fraction",
-        type=_fraction,
-        default=defaults.max_error_fraction,
-        help="fail (exit 4) when more than this share of images cannot be used "
-        "(default: %(default)s)",
-    )
-    quality.add_argument(
-        "--no-probe",
-        dest="probe",
-        action="store_false",
-        help="skip the linear probe (on by default: Training -> Test, or a seeded 80/20 "
-        "stratified hold-out when the input has no such folders)",
-    )
-    quality.add_argument(
-        "--seed",
-        type=int,
-        default=defaults.seed,
-        help="seed for the probe's hold-out split (default: %(default)s)",
-    )
-    placement = parser.add_argument_group("placement (GDPR)")
-    placement.add_argument(
-        "--allowed-regions",
-        default=DEFAULT_REGION,
-        help="comma-separated EU regions every S3 bucket must be in (default: %(default)s); "
-        "non-EU regions are refused",
-    )
-    spark = parser.add_argument_group("spark")
-    spark.add_argument(
-        "--master", default=None, help="Spark master; default: spark-submit's, else local[*]"
-    )
-    spark.add_argument(
-        "--model-threads",
-        "--tf-threads",
-        type=_int_between(1, 64),
-        default=defaults.model_threads,
-        help="model threads per Python worker, either engine (default: %(default)s: one task "
-        "per core); --tf-threads is its former name",
-    )
-    spark.add_argument(
-        "--arrow-batch-size",
-        type=_int_between(1, 100_000),
-        default=defaults.arrow_batch_size,
-        help="rows per Arrow batch sent to the model UDF (default: %(default)s)",
-    )
+        add_options(subparser, command.config, name)
     return parser
 
 
-def parse_job_args(argv: Sequence[str], project: bool = False) -> JobConfig:
-    """Parse the job's arguments into a ``JobConfig`` (argparse exits 2 on bad arguments)."""
-    args = build_parser(project).parse_args(argv)
-    return JobConfig(
-        model_run=to_uri(args.model) if project else None,
-        incremental_from=None
-        if project or args.incremental_from is None
-        else to_uri(args.incremental_from),
-        input_uri=to_uri(args.input),
-        output_uri=to_uri(args.output),
-        variance=getattr(args, "variance", JobConfig.variance),
-        k=getattr(args, "k", None),
-        weights=args.weights,
-        weights_sha256=args.weights_sha256,
-        engine=args.engine,
-        batch_size=args.batch_size,
-        image_size=args.image_size,
-        master=args.master,
-        overwrite=args.overwrite,
-        allowed_regions=tuple(r.strip() for r in args.allowed_regions.split(",") if r.strip()),
-        max_error_fraction=args.max_error_fraction,
-        probe=args.probe,
-        seed=args.seed,
-        model_threads=args.model_threads,
-        arrow_batch_size=args.arrow_batch_size,
-    )
+def parse_args(argv: Sequence[str]) -> tuple[str, Any]:
+    """``(command, config)`` for ``argv`` (argparse exits 2 on bad arguments)."""
+    args = build_parser().parse_args(argv)
+    config_type = COMMANDS[args.command].config
+    values = {
+        item.name: getattr(args, item.name) for item, _ in options_of(config_type, args.command)
+    }
+    return args.command, config_type(**values)
+
+
+def parse_job_args(argv: Sequence[str]) -> JobConfig:
+    """The ``JobConfig`` of a ``run`` or ``project`` command line (``argv`` names the command)."""
+    command, config = parse_args(argv)
+    if not isinstance(config, JobConfig):
+        raise ValueError(f"{command} is not a job command")
+    return config
 
 
 def summary_lines(manifest: Manifest) -> list[str]:
@@ -281,37 +246,8 @@ def summary_lines(manifest: Manifest) -> list[str]:
     return lines
 
 
-def run(argv: Sequence[str], project: bool = False) -> int:
-    config = parse_job_args(argv, project)
-    progress = Progress()
-    # Spark and the model load only for a real run, not for --help.
-    from fruits_pipeline.job import run_job
-    from fruits_pipeline.session import RunSession
-
-    session = RunSession(config)
-    try:
-        manifest = run_job(config, progress, session)
-    except PipelineError as error:
-        print(f"fruits-pipeline: error: {error}", file=sys.stderr)
-        return int(error.exit_code)
-    except Exception:
-        traceback.print_exc()
-        print("fruits-pipeline: error: the run failed unexpectedly (see above)", file=sys.stderr)
-        return int(ExitCode.FAILURE)
-    finally:
-        session.close()
-    print("\n".join(summary_lines(manifest)), flush=True)
-    return int(ExitCode.OK)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console-script entry: dispatch to ``report``, ``project`` or run the job; return the
-    exit code."""
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["report"]:
-        from fruits_pipeline.report import main as report_main
-
-        return report_main(arguments[1:])
-    if arguments[:1] == ["project"]:
-        return run(arguments[1:], project=True)
-    return run(arguments)
+    """Console-script entry: parse the subcommand and its options, run it, return the exit
+    code."""
+    command, config = parse_args(sys.argv[1:] if argv is None else argv)
+    return COMMANDS[command].handler(config)

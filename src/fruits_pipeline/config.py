@@ -1,12 +1,19 @@
-"""The job's configuration: one frozen dataclass, built from the command line by ``cli.py``.
+"""The configuration of each command: frozen dataclasses whose fields carry their own options.
 
-Every tunable the job reads lives here, with its default and the reason for it, so that no stage
-hides a literal of its own.
+Every tunable the job reads is a field of ``JobConfig`` with its default, the reason for it, and
+its command-line option: ``option(...)`` puts the flag, the help text, the ``--help`` section,
+the subcommands that take it and its parser in the field's metadata. ``cli.py`` builds every
+subcommand's parser from these fields alone, so adding an option is adding one field here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import argparse
+import os
+from collections.abc import Callable
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any
+from urllib.parse import urlparse
 
 from fruits_pipeline.schema import SPLIT_NAMES
 
@@ -29,49 +36,293 @@ FEATURE_DIM = 1280
 # Read partitioning (also in conf/emr-configurations.json; a test keeps them equal). Spark packs
 # files into read partitions counting each file as its size plus an "open cost" (4 MB by default,
 # which makes one task per ~30 five-kilobyte JPEGs). A 64 KB open cost and an 8 MB cap give
-# tasks of ~120 Fruits-360 images (~4 s of model time): per-task overhead is negligible and the
-# last wave of tasks leaves cores idle for seconds, not for a whole large task. Images are never
-# repartitioned, so their bytes are never shuffled.
+# tasks of ~120 Fruits-360 images: per-task overhead is negligible and the last wave of tasks
+# leaves cores idle for seconds, not for a whole large task. Images are never repartitioned, so
+# their bytes are never shuffled.
 FILE_OPEN_COST_BYTES = 64 * 1024
 MAX_PARTITION_BYTES = 8 * 1024 * 1024
 
+# The subcommands (cli.py); each option names those that take it.
+RUN = "run"
+PROJECT = "project"
+REPORT = "report"
+JOB_COMMANDS = (RUN, PROJECT)
+
+# The --help sections of the job's options, in the order they are shown.
+INPUT_OUTPUT = "input and output"
+MODEL = "model"
+REDUCTION = "reduction"
+BAD_INPUT = "bad input"
+PLACEMENT = "placement (GDPR)"
+SPARK = "spark"
+GROUPS = (INPUT_OUTPUT, MODEL, REDUCTION, BAD_INPUT, PLACEMENT, SPARK)
+
+OPTION = "option"  # the key of a field's metadata that holds its Option
+
+
+def to_uri(location: str) -> str:
+    """A location with a scheme (``s3://``, ``file:``, ``hdfs://``) as is; a bare path as an
+    absolute ``file:`` URI (not percent-encoded: Hadoop paths take spaces as they are)."""
+    if urlparse(location).scheme:
+        return location
+    return "file:" + os.path.abspath(location)
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def variance_share(text: str) -> float:
+    value = fraction(text)
+    if value == 0.0:
+        raise argparse.ArgumentTypeError("must be above 0 (a share of variance to keep)")
+    return value
+
+
+def sha256_hex(text: str) -> str:
+    digest = text.strip().lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise argparse.ArgumentTypeError(f"must be 64 hexadecimal digits, got {text!r}")
+    return digest
+
+
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {text}")
+        return value
+
+    return parse
+
+
+def region_list(text: str) -> tuple[str, ...]:
+    """``"eu-west-1, eu-central-1"`` -> ``("eu-west-1", "eu-central-1")``."""
+    return tuple(region.strip() for region in text.split(",") if region.strip())
+
 
 @dataclass(frozen=True)
-class JobConfig:
-    """What one run of the job does. Built by ``cli.parse_job_args``; see ``--help`` for each."""
+class Option:
+    """How one config field is set on the command line.
 
-    input_uri: str
-    output_uri: str
-    variance: float = 0.95
-    k: int | None = None
-    weights: str = "imagenet"
-    # Expected sha256 of the weights file, checked before loading (and by Keras on download for
-    # "imagenet"). None checks nothing: Keras publishes no hash for the official file.
-    weights_sha256: str | None = None
-    # Inference engine (engines.py). OpenVINO: the fastest measured here, with features within
-    # 1e-4 of Keras (tests/test_engines.py), and workers without TensorFlow (README, Performance).
-    engine: str = OPENVINO
-    # Images per model call. 8 measured fastest here, because a small batch's activations stay
-    # in the CPU caches: featurize at 87-93 img/s against 79-83 at 16 (2 cores, N = 2,000).
-    batch_size: int = 8
-    image_size: int = 224
-    master: str | None = None
-    overwrite: bool = False
-    allowed_regions: tuple[str, ...] = (DEFAULT_REGION,)
-    max_error_fraction: float = 0.05
-    probe: bool = True
-    seed: int = 42
-    # Model threads per Python worker, either engine. One per task lets Spark run one task per
-    # core without oversubscribing them (see README, Performance).
-    model_threads: int = 1
-    # Rows per Arrow batch handed to the UDF: bounds a worker's memory (bytes of up to this many
-    # files at once) while keeping model batches full.
-    arrow_batch_size: int = 256
+    ``flags``: the option strings, the first its name (a name without ``-`` is positional);
+    ``help``: its ``--help`` text, to which ``(default: ...)`` is added when the default is a
+    value worth showing; ``group``: its ``--help`` section; ``commands``: the subcommands that
+    take it; ``parse``: text -> value, raising ``argparse.ArgumentTypeError`` (exit 2);
+    ``switch``: the value the flag sets when given without a value (a ``store_true`` /
+    ``store_false`` flag); ``required``: the subcommands where it must be given.
+    """
+
+    flags: tuple[str, ...]
+    help: str
+    group: str
+    commands: tuple[str, ...] = JOB_COMMANDS
+    parse: Callable[[str], Any] | None = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    switch: bool | None = None
+    required: tuple[str, ...] = ()
+
+
+def option(*flags: str, default: Any = MISSING, **settings: Any) -> Any:
+    """A dataclass field set by the command-line option ``flags`` (``Option``'s settings)."""
+    return field(default=default, metadata={OPTION: Option(flags, **settings)})
+
+
+def options_of(config_type: type, command: str) -> list[tuple[Field[Any], Option]]:
+    """The fields of ``config_type`` (a dataclass) that ``command`` takes, with their options."""
+    return [
+        (item, item.metadata[OPTION])
+        for item in fields(config_type)
+        if OPTION in item.metadata and command in item.metadata[OPTION].commands
+    ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobConfig:
+    """What one run of the job does: built by ``cli.parse_job_args``, see ``--help`` for each."""
+
+    # fruits-pipeline project: a finished run whose fitted scaler + PCA (model/) projects the
+    # new images, with no refit; its weights must be the ones this run loads.
+    model_run: str | None = option(
+        "--model",
+        default=None,
+        group=INPUT_OUTPUT,
+        commands=(PROJECT,),
+        required=(PROJECT,),
+        parse=to_uri,
+        metavar="RUN",
+        help="a succeeded run (its --output) whose scaler + PCA project the new images; its "
+        "weights must be the ones loaded here (else exit 7)",
+    )
     # A previous succeeded run whose features and errors are reused for unchanged images (same
     # path, length and modification time), so only new and changed images run the model.
-    incremental_from: str | None = None
-    # ``fruits-pipeline project``: a finished run whose fitted scaler + PCA (model/) projects the
-    # new images, with no refit; its weights must be the ones this run loads.
-    model_run: str | None = None
+    incremental_from: str | None = option(
+        "--incremental-from",
+        default=None,
+        group=INPUT_OUTPUT,
+        commands=(RUN,),
+        parse=to_uri,
+        metavar="PREVIOUS_RUN",
+        help="a succeeded run to build on: images with the same path, length and "
+        "modification time reuse its features (or its error); only new and changed images "
+        "run the model; scaler + PCA are refitted on all (exit 3 if it cannot be reused)",
+    )
+    input_uri: str = option(
+        "--input",
+        group=INPUT_OUTPUT,
+        required=JOB_COMMANDS,
+        parse=to_uri,
+        help="folder of images: s3://, file:// or a local path",
+    )
+    output_uri: str = option(
+        "--output",
+        group=INPUT_OUTPUT,
+        required=JOB_COMMANDS,
+        parse=to_uri,
+        help="where the run is written: s3://, file:// or a local path",
+    )
+    overwrite: bool = option(
+        "--overwrite",
+        default=False,
+        switch=True,
+        group=INPUT_OUTPUT,
+        help="replace a previous run in --output (otherwise refused, exit 6)",
+    )
+    weights: str = option(
+        "--weights",
+        default="imagenet",
+        group=MODEL,
+        help="'imagenet' (official Keras file, downloaded on the driver), a local .h5 path, "
+        "or an s3:// URI fetched on the driver",
+    )
+    # Checked before loading (and by Keras on download for "imagenet"). None checks nothing:
+    # Keras publishes no hash for the official file.
+    weights_sha256: str | None = option(
+        "--weights-sha256",
+        default=None,
+        group=MODEL,
+        parse=sha256_hex,
+        help="expected sha256 of the weights file: a different file is refused (exit 7); "
+        "with 'imagenet', Keras checks the download against it (default: no check)",
+    )
+    # OpenVINO: the fastest measured here, with features within 1e-4 of Keras
+    # (tests/test_engines.py), and workers without TensorFlow (see the performance notes).
+    engine: str = option(
+        "--engine",
+        default=OPENVINO,
+        group=MODEL,
+        choices=ENGINES,
+        help="inference engine in the Python workers: openvino (the driver converts the Keras "
+        "model; workers load no TensorFlow) or tensorflow (Keras)",
+    )
+    image_size: int = option(
+        "--image-size",
+        default=224,
+        group=MODEL,
+        parse=int_between(32, 1024),
+        help="model input side in pixels; images are resized to it",
+    )
+    # 8 measured fastest: a small batch's activations stay in the CPU caches.
+    batch_size: int = option(
+        "--batch-size",
+        default=8,
+        group=MODEL,
+        parse=int_between(1, 4096),
+        help="images per model call inside a task",
+    )
+    variance: float = option(
+        "--variance",
+        default=0.95,
+        group=REDUCTION,
+        commands=(RUN,),
+        parse=variance_share,
+        help="share of explained variance to keep; k is the smallest that reaches it",
+    )
+    k: int | None = option(
+        "--k",
+        default=None,
+        group=REDUCTION,
+        commands=(RUN,),
+        parse=int_between(1, FEATURE_DIM),
+        help=f"fixed number of components (1..{FEATURE_DIM}), overrides --variance",
+    )
+    max_error_fraction: float = option(
+        "--max-error-fraction",
+        default=0.05,
+        group=BAD_INPUT,
+        parse=fraction,
+        help="fail (exit 4) when more than this share of images cannot be used",
+    )
+    probe: bool = option(
+        "--no-probe",
+        default=True,
+        switch=False,
+        group=BAD_INPUT,
+        help="skip the linear probe (on by default: Training -> Test, or a seeded 80/20 "
+        "stratified hold-out when the input has no such folders)",
+    )
+    seed: int = option(
+        "--seed",
+        default=42,
+        group=BAD_INPUT,
+        parse=int,
+        help="seed for the probe's hold-out split",
+    )
+    allowed_regions: tuple[str, ...] = option(
+        "--allowed-regions",
+        default=(DEFAULT_REGION,),
+        group=PLACEMENT,
+        parse=region_list,
+        help="comma-separated EU regions every S3 bucket must be in; non-EU regions are refused",
+    )
+    master: str | None = option(
+        "--master",
+        default=None,
+        group=SPARK,
+        help="Spark master; default: spark-submit's, else local[*]",
+    )
+    # One thread per task lets Spark run one task per core without oversubscribing them.
+    model_threads: int = option(
+        "--model-threads",
+        "--tf-threads",
+        default=1,
+        group=SPARK,
+        parse=int_between(1, 64),
+        help="model threads per Python worker, either engine (one task per core); "
+        "--tf-threads is its former name",
+    )
+    # Bounds a worker's memory (bytes of up to this many files at once) while keeping model
+    # batches full.
+    arrow_batch_size: int = option(
+        "--arrow-batch-size",
+        default=256,
+        group=SPARK,
+        parse=int_between(1, 100_000),
+        help="rows per Arrow batch sent to the model UDF",
+    )
     # Grandparent folder names recognised as the dataset split; anything else gives split = null.
     split_names: tuple[str, ...] = field(default=SPLIT_NAMES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportConfig:
+    """What ``fruits-pipeline report`` draws: built by ``cli``, see ``report --help``."""
+
+    run: str = option(
+        "run",
+        group=INPUT_OUTPUT,
+        commands=(REPORT,),
+        metavar="RUN",
+        help="the run's --output: a local folder or an s3:// prefix",
+    )
+    out: str | None = option(
+        "--out",
+        default=None,
+        group=INPUT_OUTPUT,
+        commands=(REPORT,),
+        help="where to write (default: RUN/report, or ./report)",
+    )

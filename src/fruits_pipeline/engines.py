@@ -22,16 +22,17 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from fruits_pipeline.config import ENGINES, OPENVINO, TENSORFLOW
+from fruits_pipeline.config import ENGINES, OPENVINO, TENSORFLOW, JobConfig
 from fruits_pipeline.model import (
     LoadedWeights,
     Predictor,
     build_model,
     configure_threads,
+    load_weights,
     make_predictor,
     traced_forward,
 )
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from pyspark import Broadcast
 
 PredictorFactory = Callable[[], Predictor]
+Broadcaster = Callable[[Any], "Broadcast[Any]"]
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ def predictor_factory(
     weights: LoadedWeights,
     image_size: int,
     threads: int,
-    broadcast: Callable[[Any], Broadcast[Any]],
+    broadcast: Broadcaster,
 ) -> PredictorFactory:
     """Build, on the driver, what ``engine`` broadcasts, and the factory its workers run.
 
@@ -199,3 +201,38 @@ def predictor_factory(
     if engine == OPENVINO:
         return OpenVinoFactory(broadcast(openvino_model(weights, image_size)), threads)
     raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+
+
+class ModelSource(Protocol):
+    """What a run needs of its model, on the driver: the job calls both, in this order.
+
+    ``load_weights(config, region)`` resolves and checks the weights (stage "load weights";
+    ``region`` is the one an ``s3://`` download addresses) and raises ``WeightsError`` when they
+    are unusable; ``predictor_factory(config, weights, broadcast)`` builds what the workers run.
+    The job's default is ``MOBILENET_V2``; a test passes a fake that needs no weights file and
+    no TensorFlow.
+    """
+
+    def load_weights(self, config: JobConfig, region: str | None) -> LoadedWeights: ...
+
+    def predictor_factory(
+        self, config: JobConfig, weights: LoadedWeights, broadcast: Broadcaster
+    ) -> PredictorFactory: ...
+
+
+@dataclass(frozen=True)
+class MobileNetV2Source:
+    """The real model: ``model.load_weights`` then ``predictor_factory`` for ``config.engine``."""
+
+    def load_weights(self, config: JobConfig, region: str | None) -> LoadedWeights:
+        return load_weights(config.weights, config.image_size, config.weights_sha256, region)
+
+    def predictor_factory(
+        self, config: JobConfig, weights: LoadedWeights, broadcast: Broadcaster
+    ) -> PredictorFactory:
+        return predictor_factory(
+            config.engine, weights, config.image_size, config.model_threads, broadcast
+        )
+
+
+MOBILENET_V2 = MobileNetV2Source()

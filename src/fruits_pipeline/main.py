@@ -1,7 +1,8 @@
-"""spark-submit entrypoint: ``spark-submit [--py-files fruits_pipeline.zip] main.py [options]``.
+"""spark-submit entrypoint: ``spark-submit [--py-files fruits_pipeline.zip] main.py COMMAND ...``.
 
-The same options as the ``fruits-pipeline`` console script. On EMR the package comes from the
-``--py-files`` zip; from a checkout it comes from ``src/`` when the package is not installed.
+The same subcommands and options as the ``fruits-pipeline`` console script (``run ...``). On EMR
+the package comes from the ``--py-files`` zip; from a checkout it comes from ``src/`` when the
+package is not installed.
 """
 
 import sys

@@ -133,6 +133,13 @@ class ProbeSummary:
     per_class_recall: dict[str, float] | None = None
     confusion_matrix: dict[str, Any] | None = None
 
+    @property
+    def detail(self) -> str:
+        """One line for the progress output: the accuracy, or why there is none."""
+        if self.status == SUCCEEDED:
+            return f"test accuracy {self.accuracy:.4f} ({self.split})"
+        return self.reason or self.status
+
 
 @dataclass(frozen=True)
 class ModelRunInfo:

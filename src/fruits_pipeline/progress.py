@@ -16,7 +16,7 @@ class Progress:
     """Prints timestamped progress lines and records each stage's duration in seconds."""
 
     def __init__(self, stream: TextIO | None = None, stages: Sequence[str] = ()) -> None:
-        """``stages``: every stage's label in order; a stage is numbered by its place there
+        """``stages``: every stage's key in order; a stage is numbered by its place there
         (a stage not listed is numbered in the order it runs)."""
         self.stream = stream or sys.stdout
         self.stages = tuple(stages)
@@ -28,12 +28,14 @@ class Progress:
         print(f"[fruits-pipeline {stamp}] {message}", file=self.stream, flush=True)
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[dict[str, Any]]:
-        """Time a stage. The caller may put ``images`` (a count) or ``detail`` (text) in the
-        yielded dict; both are shown on the closing line."""
+    def stage(self, key: str, label: str | None = None) -> Iterator[dict[str, Any]]:
+        """Time a stage: its seconds go to ``timings[key]``; the lines print ``label`` (default:
+        the key). The caller may put ``images`` (a count) or ``detail`` (text) in the yielded
+        dict; both are shown on the closing line."""
         self._index += 1
-        if name in self.stages:
-            position = f"{self.stages.index(name) + 1}/{len(self.stages)}"
+        name = label or key
+        if key in self.stages:
+            position = f"{self.stages.index(key) + 1}/{len(self.stages)}"
         else:
             position = str(self._index)
         self.say(f"({position}) {name} ...")
@@ -41,7 +43,7 @@ class Progress:
         start = time.perf_counter()
         yield info
         seconds = time.perf_counter() - start
-        self.timings[name] = round(seconds, 3)
+        self.timings[key] = round(seconds, 3)
         closing = f"({position}) {name} done in {seconds:.1f} s"
         if info.get("images"):
             closing += f": {info['images']} images, {info['images'] / max(seconds, 1e-9):.1f} img/s"

@@ -44,34 +44,31 @@ def read_image_files(paths: DataFrame) -> DataFrame:
     """Load exactly the files named in ``paths`` (a ``path`` column, as ``read_images`` writes
     it), with the columns and values ``read_images`` gives them; no other file's bytes are read.
 
-    The names go from Spark to Spark's reader inside the JVM (the driver's Python holds none of
-    them), each glob character escaped, so ``c[1].jpg`` or ``a*b.jpg`` is that one file. The
-    reader checks and lists every named file when it is built (here, not lazily), with one
+    The names are collected to the driver, each glob character escaped (so ``c[1].jpg`` or
+    ``a*b.jpg`` is that one file), and handed to the ``binaryFile`` reader as a list of paths.
+    The reader checks and lists every named file when it is built (here, not lazily), with one
     listing task per core: Spark's default is one task per file, whose overhead outweighs the
-    listing (README, "Incremental runs"). Pitfall: a named file deleted since it was listed
-    raises ``AnalysisException`` (PATH_NOT_FOUND).
+    listing (README, "Incremental runs"). Pitfall: a named file deleted since it was listed raises
+    ``AnalysisException`` (PATH_NOT_FOUND).
     """
     spark = paths.sparkSession
-    jvm = spark.sparkContext._jvm
-    escaped = paths.select(F.regexp_replace(PATH, GLOB_SPECIAL, r"\\$1"))
-    names = getattr(escaped._jdf, "as")(jvm.org.apache.spark.sql.Encoders.STRING()).collectAsList()  # type: ignore[union-attr]
-    if names.isEmpty():
+    escaped = paths.select(F.regexp_replace(PATH, GLOB_SPECIAL, r"\\$1").alias(PATH))
+    names = [row[PATH] for row in escaped.collect()]
+    if not names:
         return spark.createDataFrame([], BINARY_FILE_SCHEMA)
     before = spark.conf.get(LISTING_PARALLELISM, None)
     spark.conf.set(LISTING_PARALLELISM, str(spark.sparkContext.defaultParallelism))
     try:
-        reader = (
-            spark._jsparkSession.read()  # type: ignore[union-attr]
-            .format("binaryFile")
+        return (
+            spark.read.format("binaryFile")
             .option("recursiveFileLookup", "true")  # no partition columns from a=b folders
+            .load(names)
         )
-        loaded = reader.load(jvm.org.apache.spark.api.python.PythonUtils.toSeq(names))  # type: ignore[union-attr]
     finally:
         if before is None:
             spark.conf.unset(LISTING_PARALLELISM)
         else:
             spark.conf.set(LISTING_PARALLELISM, before)
-    return DataFrame(loaded, spark)
 
 
 def _path_segment_from_end(position: int) -> Column:

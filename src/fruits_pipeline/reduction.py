@@ -4,25 +4,22 @@
 full-rank PCA of their covariance in NumPy, picks k and keeps the top-k components. Those NumPy
 numbers (a ``Reduction``) are the truth: ``project`` computes ``pca/`` from them, and
 ``export_pipeline_model`` writes the same numbers as the standard Spark ``PipelineModel``
-(scaler, then PCA) that ``model/`` holds for ``PipelineModel.load``: the only function here
-that touches the JVM (``import_pipeline_model`` reads one back with PySpark's public API).
+(scaler, then PCA) that ``model/`` holds for ``PipelineModel.load`` (its two models built by
+``jvm.py``; ``import_pipeline_model`` reads one back with PySpark's public API).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 from pyspark.ml import PipelineModel
-from pyspark.ml.common import _py2java
-from pyspark.ml.feature import PCAModel, StandardScalerModel
-from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.sql import DataFrame, SparkSession
 
 from fruits_pipeline.config import FEATURE_DIM
+from fruits_pipeline.jvm import pca_model, standard_scaler_model
 from fruits_pipeline.schema import FEATURES, KEY_COLUMNS, PCA_FEATURES, PCA_SCHEMA
 from fruits_pipeline.vectors import keyed_vectors, to_matrix
 
@@ -79,30 +76,10 @@ def export_pipeline_model(spark: SparkSession, reduction: Reduction) -> Pipeline
     ``features_vector`` (add it with ``array_to_vector("features")``) -> ``scaled_features`` ->
     ``pca_vector`` (k doubles): the same classes and numbers as ``StandardScaler(withMean=True,
     withStd=True).fit`` then a k-component ``PCA``, so ``model/`` saves and loads like any
-    fitted pipeline. Spark has no public constructor for either model, so the JVM ones are
-    called through py4j: this is the one place tied to Spark's internals.
+    fitted pipeline. Spark has no public constructor for either model: ``jvm.py`` builds them.
     """
-    sc = spark.sparkContext
-    jvm = sc._jvm.org.apache.spark.ml.feature  # type: ignore[union-attr]
-    java_scaler = jvm.StandardScalerModel(
-        f"StandardScalerModel_{uuid.uuid4().hex[:12]}",
-        _py2java(sc, DenseVector(reduction.std.tolist())),
-        _py2java(sc, DenseVector(reduction.mean.tolist())),
-    )
-    java_scaler.set(java_scaler.withMean(), True)
-    java_scaler.set(java_scaler.withStd(), True)
-    scaler = StandardScalerModel(java_scaler)
-    scaler._transfer_params_from_java()  # so getWithMean() and friends read the JVM's values
-    rows, cols = reduction.components.shape
-    matrix = DenseMatrix(rows, cols, reduction.components.ravel(order="F").tolist())
-    java_pca = jvm.PCAModel(
-        f"PCAModel_{uuid.uuid4().hex[:12]}",
-        _py2java(sc, matrix),
-        _py2java(sc, DenseVector(reduction.explained.tolist())),
-    )
-    java_pca.set(java_pca.k(), cols)  # transform validates k against the matrix width
-    pca = PCAModel(java_pca)
-    pca._transfer_params_from_java()
+    scaler = standard_scaler_model(spark, reduction.mean, reduction.std)
+    pca = pca_model(spark, reduction.components, reduction.explained)
     return PipelineModel(
         [
             scaler.setInputCol(VECTOR_COL).setOutputCol(SCALED_COL),

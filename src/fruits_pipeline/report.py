@@ -9,19 +9,19 @@ components coloured by label, images per class, the probe's confusion matrix, an
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import sys
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from fruits_pipeline.config import ReportConfig
 from fruits_pipeline.errors import ExitCode
+from fruits_pipeline.layout import ERRORS, MANIFEST, PCA, RunLayout
 from fruits_pipeline.manifest import SUCCEEDED, Manifest, ProbeSummary
 from fruits_pipeline.storage import is_s3_uri, parse_s3_uri, s3_client
 
@@ -42,7 +42,7 @@ def fetch_run(location: str, scratch: Path) -> Path:
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             relative = item["Key"][len(prefix) :]
-            if relative == "manifest.json" or relative.startswith(("pca/", "errors/")):
+            if relative == MANIFEST or relative.startswith((f"{PCA}/", f"{ERRORS}/")):
                 target = scratch / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 client.download_file(bucket, item["Key"], str(target))
@@ -241,8 +241,9 @@ def render_html(manifest: Manifest, figures: dict[str, Path], errors: pd.DataFra
 
 def write_report(run: Path, out: Path, seed: int = 42) -> Path:
     """Draw the figures of the run in ``run`` into ``out``; return the path of report.html."""
-    manifest = Manifest.loads((run / "manifest.json").read_text())
-    pca_dir, errors_dir = run / "pca", run / "errors"
+    layout = RunLayout(str(run))
+    manifest = Manifest.loads(Path(layout.manifest).read_text())
+    pca_dir, errors_dir = Path(layout.pca), Path(layout.errors)
     pca = pd.read_parquet(pca_dir) if pca_dir.is_dir() else pd.DataFrame(columns=["label"])
     errors = pd.read_parquet(errors_dir) if errors_dir.is_dir() else pd.DataFrame()
     out.mkdir(parents=True, exist_ok=True)
@@ -257,14 +258,8 @@ def write_report(run: Path, out: Path, seed: int = 42) -> Path:
     return report
 
 
-def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="fruits-pipeline report",
-        description="Write report.html (figures embedded) and its PNGs for a finished run.",
-    )
-    parser.add_argument("run", help="the run's --output: a local folder or an s3:// prefix")
-    parser.add_argument("--out", help="where to write (default: RUN/report, or ./report)")
-    args = parser.parse_args(argv)
+def main(config: ReportConfig) -> int:
+    """``fruits-pipeline report``: write the report of ``config.run``; return the exit code."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -272,11 +267,11 @@ def main(argv: Sequence[str]) -> int:
               file=sys.stderr)  # fmt: skip
         return int(ExitCode.FAILURE)
     with tempfile.TemporaryDirectory(prefix="fruits-report-") as scratch:
-        run = fetch_run(args.run, Path(scratch))
-        if not (run / "manifest.json").is_file():
-            print(f"fruits-pipeline report: no manifest.json in {args.run}", file=sys.stderr)
+        run = fetch_run(config.run, Path(scratch))
+        if not Path(RunLayout(str(run)).manifest).is_file():
+            print(f"fruits-pipeline report: no manifest.json in {config.run}", file=sys.stderr)
             return int(ExitCode.NO_INPUT)
-        default = Path("report") if is_s3_uri(args.run) else run / "report"
-        report = write_report(run, Path(args.out) if args.out else default)
+        default = Path("report") if is_s3_uri(config.run) else run / "report"
+        report = write_report(run, Path(config.out) if config.out else default)
     print(f"report written: {report}")
     return int(ExitCode.OK)

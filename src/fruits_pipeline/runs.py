@@ -13,10 +13,12 @@ from pyspark.sql import DataFrame, SparkSession
 
 from fruits_pipeline.config import JobConfig
 from fruits_pipeline.errors import NoInputError, UsageError, WeightsError
+from fruits_pipeline.jvm import exists
+from fruits_pipeline.layout import RunLayout
 from fruits_pipeline.manifest import SUCCEEDED, Manifest
 from fruits_pipeline.model import LoadedWeights
 from fruits_pipeline.reduction import Reduction, import_pipeline_model
-from fruits_pipeline.writing import MANIFEST, child_uri, exists, read_text
+from fruits_pipeline.writing import read_text
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class PreviousRun:
 
 def read_manifest(spark: SparkSession, run: str) -> Manifest | None:
     """RUN's manifest, or None when RUN holds none."""
-    uri = child_uri(run, MANIFEST)
+    uri = RunLayout(run).manifest
     return Manifest.loads(read_text(spark, uri)) if exists(spark, uri) else None
 
 
@@ -72,7 +74,8 @@ def load_previous_run(
             f"--incremental-from {run} made its features with {', '.join(different)}: none "
             "can be reused; run without --incremental-from"
         )
-    if not exists(spark, child_uri(run, "inventory")):
+    layout = RunLayout(run)
+    if not exists(spark, layout.inventory):
         raise NoInputError(
             f"--incremental-from {run} has no inventory/ (made by an older version): none of "
             "its files can be matched; run without --incremental-from"
@@ -81,9 +84,9 @@ def load_previous_run(
     return PreviousRun(
         uri=run,
         manifest=manifest,
-        inventory=read(child_uri(run, "inventory")),
-        features=read(child_uri(run, "features")),
-        errors=read(child_uri(run, "errors")),
+        inventory=read(layout.inventory),
+        features=read(layout.features),
+        errors=read(layout.errors),
     )
 
 
@@ -118,4 +121,4 @@ def load_model_run(spark: SparkSession, config: JobConfig, weights: LoadedWeight
             f"--model {run} made its features at --image-size "
             f"{manifest.config.get('image_size')}; pass the same"
         )
-    return ModelRun(run, manifest, import_pipeline_model(child_uri(run, "model")))
+    return ModelRun(run, manifest, import_pipeline_model(RunLayout(run).model))

@@ -16,6 +16,8 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from fruits_pipeline.config import JOB_COMMANDS
+
 PACKAGE = "fruits_pipeline"
 PACKAGE_ZIP = "fruits_pipeline.zip"
 ENTRYPOINT = "main.py"
@@ -39,11 +41,13 @@ def spark_submit_args(code_prefix: str, job_args: Sequence[str]) -> list[str]:
 
     Args:
         code_prefix: where the package was uploaded, e.g. ``s3://bucket/code/0.1.0-abc1234``.
-        job_args: the job's own options (``--input s3://… --output s3://…``), passed unchanged.
+        job_args: the job's command line (``run --input s3://… --output s3://…``), passed
+            unchanged.
 
     Returns:
         ``["spark-submit", "--deploy-mode", "cluster", "--conf", …, "--py-files",
-        "CODE/fruits_pipeline.zip", "CODE/main.py", *job_args]``.
+        "CODE/fruits_pipeline.zip", "CODE/main.py", *job_args]`` (``job_args`` start with the
+        subcommand, ``run`` or ``project``).
     """
     prefix = code_prefix.rstrip("/")
     return [
@@ -107,7 +111,7 @@ def build_package(out_dir: Path, source: Path | None = None) -> tuple[Path, Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m fruits_pipeline.step --code-prefix P --name N --out DIR -- JOB_ARGS``.
+    """``python -m fruits_pipeline.step --code-prefix P --name N --out DIR -- COMMAND ARGS``.
 
     Writes ``DIR/fruits_pipeline.zip``, ``DIR/main.py`` (to upload to P) and ``DIR/steps.json``
     (for ``aws emr add-steps --steps file://DIR/steps.json``). Exit 0, or 2 on bad arguments.
@@ -119,11 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--code-prefix", required=True, help="s3:// prefix the code goes to")
     parser.add_argument("--name", required=True, help="the step's name")
     parser.add_argument("--out", required=True, type=Path, help="folder for the three files")
-    parser.add_argument("job_args", nargs=argparse.REMAINDER, help="-- then the job's options")
+    parser.add_argument(
+        "job_args", nargs=argparse.REMAINDER, help="-- then the job's command and its options"
+    )
     args = parser.parse_args(argv)
     job_args = args.job_args[1:] if args.job_args[:1] == ["--"] else args.job_args
     if not job_args:
         parser.error("no job arguments: pass them after --")
+    if job_args[0] not in JOB_COMMANDS:
+        parser.error(f"the job arguments start with its command ({' or '.join(JOB_COMMANDS)})")
     build_package(args.out)
     steps = [emr_step(args.name, args.code_prefix, job_args)]
     (args.out / STEPS_FILE).write_text(json.dumps(steps, indent=2, ensure_ascii=False) + "\n")

@@ -153,7 +153,7 @@ def test_bad_weights_exit_7_on_the_driver_and_write_nothing(kind, tmp_path: Path
     else:
         weights = tmp_path / "absent.h5"
     output = tmp_path / "run"
-    code = main(["--input", str(SAMPLE), "--output", str(output), "--weights", str(weights)])
+    code = main(["run", "--input", str(SAMPLE), "--output", str(output), "--weights", str(weights)])
     assert code == ExitCode.BAD_WEIGHTS
     message = capsys.readouterr().err
     assert str(weights) in message

@@ -30,7 +30,7 @@ def photos(split: str, label: str) -> list[Path]:
 
 
 def run(*args: str) -> int:
-    return main([*args, "--weights", str(WEIGHTS), "--no-probe"])
+    return main(["run", *args, "--weights", str(WEIGHTS), "--no-probe"])
 
 
 def by_path(folder: Path, column: str) -> dict[str, np.ndarray]:

@@ -43,7 +43,7 @@ CODE_PREFIX = f"s3://{BUCKET}/code/e2e"
 WEIGHTS_URI = f"s3://{BUCKET}/weights/{WEIGHTS.name}"
 INPUT = f"s3://{BUCKET}/fruits-360/"
 OUTPUT = f"s3://{BUCKET}/runs/2026-11-22 e2e/"
-JOB_ARGS = ["--input", INPUT, "--output", OUTPUT, "--weights", WEIGHTS_URI]
+JOB_ARGS = ["run", "--input", INPUT, "--output", OUTPUT, "--weights", WEIGHTS_URI]
 # Folder names as the app's users will write them: spaces, a plus, non-ASCII letters.
 RENAMED = {"apple": "Apple Braeburn", "Cherry": "Cherry Wax+Red", "lemon": "Pêche Plate"}
 CORRUPT_KEY = "fruits-360/Training/Cocos/corrupt 1.jpg"
@@ -310,7 +310,7 @@ def test_the_same_command_on_a_us_bucket_is_refused_and_writes_nothing(
     s3_run: dict[str, Any],
 ) -> None:
     us_output = f"s3://{US_BUCKET}/runs/x/"
-    args = spark_submit_args(CODE_PREFIX, ["--input", INPUT, "--output", us_output,
+    args = spark_submit_args(CODE_PREFIX, ["run", "--input", INPUT, "--output", us_output,
                                            "--weights", WEIGHTS_URI])  # fmt: skip
     result = run_locally(args, s3_run["aws"])
     assert result["returncode"] == ExitCode.RESIDENCY, result["stderr"][-3000:]
@@ -336,7 +336,7 @@ def test_console_script_reads_and_writes_s3_from_a_laptop(s3_run: dict[str, Any]
     env.pop("PYSPARK_PYTHON", None)  # as a user runs it: the job finds its own interpreter
     env.pop("PYSPARK_SUBMIT_ARGS", None)  # and its own S3A jars
     completed = subprocess.run(
-        [str(Path(sys.executable).parent / "fruits-pipeline"), "--input", subset, "--output",
+        [str(Path(sys.executable).parent / "fruits-pipeline"), "run", "--input", subset, "--output",
          output, "--weights", WEIGHTS_URI, "--no-probe", "--master", "local[2]"],
         env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
