@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from benchmarks.throughput import RAW_IMAGES, WEIGHTS, prepare_images, raw_model, run_job
-from fruits_pipeline.config import OPENVINO
+from fruits_pipeline.config import F32, INT8, OPENVINO, PRECISIONS
 from fruits_pipeline.decoding import decode_image
 from fruits_pipeline.engines import OpenVinoFactory, openvino_model
 from fruits_pipeline.model import load_weights
-from fruits_pipeline.quantize import F32, INT8, PRECISIONS, quantize
+from fruits_pipeline.quantize import quantize
 
 TARGETS = {"f32 job featurize / raw f32": 0.9, "int8 job featurize / f32 job featurize": 2.0}
 

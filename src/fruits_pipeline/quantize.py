@@ -19,15 +19,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from pyspark.sql import DataFrame
 
+from fruits_pipeline.config import INT8
 from fruits_pipeline.engines import OpenVinoModel, compile_predictor, read_ir, serialize
 from fruits_pipeline.errors import QualityGateError
 from fruits_pipeline.gate import DEFAULT_THRESHOLDS, GateResult, Thresholds, judge
 from fruits_pipeline.manifest import QuantizationSummary
 from fruits_pipeline.sampling import DecodedSample, decoded_sample
-
-F32 = "f32"
-INT8 = "int8"
-PRECISIONS = (F32, INT8)
 
 
 def quantize(ir: OpenVinoModel, calibration: np.ndarray) -> OpenVinoModel:
