@@ -51,14 +51,15 @@ def raw_factories(source: Path, calibration: int) -> tuple[dict[str, OpenVinoFac
 
 def job_run(images: Path, output: Path, precision: str) -> dict[str, Any]:
     """``fruits-pipeline --precision`` on ``images`` (no probe): the featurize stage's rate and
-    the manifest's record of the precision."""
-    manifest, wall, _ = run_job(images, output, "--precision", precision, "--no-probe")
+    the manifest's record of the precision, and the peak RSS of each process (MB)."""
+    manifest, wall, memory = run_job(images, output, "--precision", precision, "--no-probe")
     assert manifest.throughput is not None
     return {
         "precision": precision,
         "featurize_images_per_s": manifest.throughput.featurize_images_per_s,
         "timings_s": manifest.timings_s,
         "process_wall_s": round(wall, 2),
+        "peak_rss_mb": memory,
         "quantization": manifest.to_json().get("quantization"),
     }
 
@@ -121,7 +122,7 @@ def table(figures: dict[str, Any]) -> str:
         job = figures["jobs"][precision]
         lines.append(
             f"(b) fruits-pipeline --precision {precision}, featurize stage: "
-            f"{job['featurize_images_per_s']:.1f} img/s"
+            f"{job['featurize_images_per_s']:.1f} img/s; peak RSS (MB) {job['peak_rss_mb']}"
         )
     gate = figures["jobs"][INT8]["quantization"] or {}
     lines.append(f"int8 quantization + gate before the model pass: {gate}")
