@@ -8,7 +8,7 @@
     cost the driver before it.
 
 Ratios: the f32 job's featurize stage over raw f32 (target >= 0.9x) and the int8 job's over the
-f32 job's (target >= 2.0x). ``benchmarks/throughput.py --precision`` runs it and prints the
+f32 job's (target >= 2.0x). ``python -m benchmarks.throughput --precision`` runs it and prints the
 table; ``compare`` and ``table`` are what the smoke test calls with a tiny N.
 """
 

@@ -23,6 +23,7 @@ partitions, the figures the README's EMR projection is made from.
     python benchmarks/throughput.py                  # N = 8000 (about 40 minutes here)
     python benchmarks/throughput.py --smoke --json /tmp/smoke.json
     python benchmarks/throughput.py --scale 90000    # -> benchmarks/results/scale.json
+    python -m benchmarks.throughput --precision --n 1000  # f32 against int8 (precision.py)
 """
 
 from __future__ import annotations

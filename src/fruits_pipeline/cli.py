@@ -240,6 +240,12 @@ def summary_lines(manifest: Manifest) -> list[str]:
         f"{throughput.job_images_per_s} img/s after start-up",
         f"  weights    {manifest.weights.source} (sha256 {manifest.weights.sha256})",
     ]
+    gate = manifest.quantization
+    if gate is not None:
+        lines.append(
+            f"  precision  int8 (calibrated on {gate.calibration_images} images; gate on "
+            f"{gate.gate_images}: cosine to f32 mean {gate.mean_cosine}, worst {gate.worst_cosine})"
+        )
     probe = manifest.probe
     if probe and probe.accuracy is not None and probe.macro_f1 is not None:
         lines.append(f"  probe      accuracy {probe.accuracy:.4f}, macro F1 {probe.macro_f1:.4f}")
