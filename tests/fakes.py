@@ -38,7 +38,7 @@ def projection(seed: int = 0) -> np.ndarray:
 
 
 def fake_features(batch: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``float32 (n, s, s, 3)`` in [-1, 1] -> ``float32 (n, 1280)``: grid means times ``matrix``."""
+    """``uint8 (n, s, s, 3)`` pixels -> ``float32 (n, 1280)``: grid means times ``matrix``."""
     count, side = batch.shape[0], batch.shape[1] // GRID * GRID
     cells = batch[:, :side, :side, :].reshape(count, GRID, side // GRID, GRID, side // GRID, 3)
     means = cells.mean(axis=(2, 4)).reshape(count, STATISTICS)
