@@ -130,7 +130,7 @@ def test_another_featurizer_is_refused_and_nothing_is_committed(
         open_collection(spark, collection, other)
     assert "weights_sha256: table abab" in str(refused.value)
     assert "precision: table fp32, this run int8" in str(refused.value)
-    assert refused.value.exit_code == ExitCode.TABLE_MISMATCH == 8
+    assert refused.value.exit_code == ExitCode.TABLE_MISMATCH == 9
     assert current_snapshot(spark, collection.features) == before
     assert spark.sql(f"SELECT * FROM {collection.features}.snapshots").count() == 1
 

@@ -30,12 +30,20 @@ OPENVINO = "openvino"
 TENSORFLOW = "tensorflow"
 ENGINES = (OPENVINO, TENSORFLOW)
 
+# Arithmetic of the model in the workers (quantize.py): f32 as converted from Keras, or int8
+# quantized on the driver and checked by the quality gate (gate.py).
+F32 = "f32"
+INT8 = "int8"
+PRECISIONS = (F32, INT8)
+
 # MobileNetV2 (alpha 1.0) global-average-pooled output width.
 FEATURE_DIM = 1280
-# What a collection's rows record of the featurizer besides its weights, engine and image size
-# (table.Provenance): the model's numbers as float32, the pooled MobileNetV2 backbone.
-PRECISION = "fp32"
-EXTRACTOR = "mobilenet_v2_avg_pool"
+
+# Feature extractors (--extractor): the CNN, or ORB descriptors pooled into a bag of visual
+# words (orb.py), whose width is its vocabulary's size.
+MOBILENET_V2 = "mobilenet_v2"
+ORB = "orb"
+EXTRACTORS = (MOBILENET_V2, ORB)
 
 # Read partitioning (also in conf/emr-configurations.json; a test keeps them equal). Spark packs
 # files into read partitions counting each file as its size plus an "open cost" (4 MB by default,
@@ -185,7 +193,7 @@ class JobConfig:
         metavar="TABLE",
         help="the collection's Iceberg tables: a folder (s3://, file:, a local path) or "
         "glue:DATABASE.TABLE; only new and changed images run the model, vanished ones are "
-        "deleted (exit 8 if it holds another featurizer's features)",
+        "deleted (exit 9 if it holds another featurizer's features)",
     )
     warehouse: str | None = option(
         "--warehouse",
@@ -253,6 +261,16 @@ class JobConfig:
         help="expected sha256 of the weights file: a different file is refused (exit 7); "
         "with 'imagenet', Keras checks the download against it (default: no check)",
     )
+    extractor: str = option(
+        "--extractor",
+        default=MOBILENET_V2,
+        group=MODEL,
+        commands=(RUN,),
+        choices=EXTRACTORS,
+        help="features: mobilenet_v2 (the CNN, 1280-d) or orb (OpenCV ORB descriptors pooled "
+        "into a 256-word bag of visual words, the vocabulary fitted on a seeded sample of the "
+        "run's images; no weights needed)",
+    )
     # OpenVINO: the fastest measured here, with features within 1e-4 of Keras
     # (tests/test_engines.py), and workers without TensorFlow (see the performance notes).
     engine: str = option(
@@ -262,6 +280,17 @@ class JobConfig:
         choices=ENGINES,
         help="inference engine in the Python workers: openvino (the driver converts the Keras "
         "model; workers load no TensorFlow) or tensorflow (Keras)",
+    )
+    # f32 keeps the features within 1e-4 of Keras; int8 is about twice as fast on CPUs with
+    # VNNI or AMX, and is used only if the quality gate accepts it on the run's own images.
+    precision: str = option(
+        "--precision",
+        default=F32,
+        group=MODEL,
+        choices=PRECISIONS,
+        help="model arithmetic: f32 (features within 1e-4 of Keras) or int8 (quantized on the "
+        "driver with NNCF, calibrated on 300 of the input's photos, used only if the quality "
+        "gate accepts it on others, else exit 8; needs --engine openvino)",
     )
     image_size: int = option(
         "--image-size",
@@ -314,7 +343,7 @@ class JobConfig:
         default=42,
         group=BAD_INPUT,
         parse=int,
-        help="seed for the probe's hold-out split",
+        help="seed for the probe's hold-out split and the --precision int8 sample",
     )
     allowed_regions: tuple[str, ...] = option(
         "--allowed-regions",
@@ -348,6 +377,14 @@ class JobConfig:
         parse=int_between(1, 100_000),
         help="rows per Arrow batch sent to the model UDF",
     )
+    verbose: bool = option(
+        "--verbose",
+        default=False,
+        switch=True,
+        group=SPARK,
+        help="show Spark's own logging (INFO and up); by default only warnings that ask for "
+        "action are shown",
+    )
     # Grandparent folder names recognised as the dataset split; anything else gives split = null.
     split_names: tuple[str, ...] = field(default=SPLIT_NAMES)
 
@@ -369,4 +406,13 @@ class ReportConfig:
         group=INPUT_OUTPUT,
         commands=(REPORT,),
         help="where to write (default: RUN/report, or ./report)",
+    )
+    compare: str | None = option(
+        "--compare",
+        default=None,
+        group=INPUT_OUTPUT,
+        commands=(REPORT,),
+        metavar="OTHER_RUN",
+        help="another finished run (local or s3://) put side by side with RUN, for example the "
+        "same photos with --extractor orb",
     )

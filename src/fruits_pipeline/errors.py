@@ -21,7 +21,8 @@ class ExitCode(IntEnum):
     RESIDENCY = 5  # a bucket or region outside the allowed EU regions
     OUTPUT_EXISTS = 6  # the output already holds a run and --overwrite was not given
     BAD_WEIGHTS = 7  # the weights are missing, not the expected file, not HDF5, or do not fit
-    TABLE_MISMATCH = 8  # --table holds features of another weights file, engine, precision...
+    QUALITY_GATE = 8  # --precision int8: the quantized model failed the quality gate
+    TABLE_MISMATCH = 9  # --table holds features of another weights file, engine, precision...
 
 
 EXIT_CODE_HELP = """exit codes:
@@ -34,7 +35,9 @@ EXIT_CODE_HELP = """exit codes:
   5  residency refused: a bucket or region outside --allowed-regions (EU only)
   6  the output already holds a run and --overwrite was not given
   7  the weights cannot be loaded into MobileNetV2, or differ from --weights-sha256
-  8  --table holds features made with other weights, engine, precision, extractor or
+  8  --precision int8 refused by the quality gate (int8 features too far from f32 on a
+     sample of the input); nothing is written: run with --precision f32
+  9  --table holds features made with other weights, engine, precision, extractor or
      image size; nothing is committed"""
 
 
@@ -66,6 +69,10 @@ class OutputExistsError(PipelineError):
 
 class WeightsError(PipelineError):
     exit_code = ExitCode.BAD_WEIGHTS
+
+
+class QualityGateError(PipelineError):
+    exit_code = ExitCode.QUALITY_GATE
 
 
 class TableMismatchError(PipelineError):

@@ -29,7 +29,7 @@ from pyspark.sql.functions import pandas_udf
 
 from fruits_pipeline.config import FEATURE_DIM
 from fruits_pipeline.decoding import DecodeError, decode_image
-from fruits_pipeline.model import Predictor, preprocess, settle_worker
+from fruits_pipeline.model import Predictor, settle_worker
 from fruits_pipeline.schema import (
     CONTENT,
     ERROR_KIND,
@@ -54,10 +54,10 @@ def featurize_series(
 
     Args:
         contents: ``bytes`` (or None) per row, the raw files.
-        predict: ``float32 (n, s, s, 3) -> float32 (n, 1280)``, see ``engines.py``.
+        predict: ``uint8 (n, s, s, 3) -> float32 (n, 1280)``, see ``engines.py``.
         image_size: the model's input side ``s`` in pixels.
-        batch_size: most images per model call; bounds the float32 batch to
-            ``batch_size * s * s * 3 * 4`` bytes (19 MB at 32 x 224 x 224).
+        batch_size: most images per model call; the decoded pixels of one call are
+            ``batch_size * s * s * 3`` bytes (1.2 MB at 8 x 224 x 224), the only ones held.
 
     Returns:
         One row per input row, same order: ``packed_features`` (the 1280 float32 features as
@@ -71,26 +71,40 @@ def featurize_series(
     packed: list[bytes | None] = [None] * count
     kinds: list[str | None] = [None] * count
     messages: list[str | None] = [None] * count
-    decoded_rows: list[int] = []
-    decoded: list[np.ndarray] = []
+    pixels = np.empty((batch_size, image_size, image_size, 3), dtype=np.uint8)
+    rows: list[int] = []
     for row, data in enumerate(contents):
         try:
-            decoded.append(decode_image(data, image_size))
-            decoded_rows.append(row)
+            pixels[len(rows)] = decode_image(data, image_size)
         except DecodeError as error:
             kinds[row], messages[row] = error.kind, error.message
-    for start in range(0, len(decoded), batch_size):
-        batch = preprocess(np.stack(decoded[start : start + batch_size]))
-        outputs = np.asarray(predict(batch), dtype=PACKED_DTYPE)
-        finite = np.isfinite(outputs).all(axis=1)
-        rows = decoded_rows[start : start + batch_size]
-        for row, vector, ok in zip(rows, outputs, finite, strict=True):
-            if ok:
-                packed[row] = vector.tobytes()
-            else:
-                kinds[row] = "non_finite_features"
-                messages[row] = "the model produced NaN or infinite features for this image"
+            continue
+        rows.append(row)
+        if len(rows) == batch_size:
+            _run_model(predict, pixels[: len(rows)], rows, packed, kinds, messages)
+            rows = []
+    if rows:
+        _run_model(predict, pixels[: len(rows)], rows, packed, kinds, messages)
     return pd.DataFrame({PACKED_FEATURES: packed, ERROR_KIND: kinds, ERROR_MESSAGE: messages})
+
+
+def _run_model(
+    predict: Predictor,
+    pixels: np.ndarray,
+    rows: list[int],
+    packed: list[bytes | None],
+    kinds: list[str | None],
+    messages: list[str | None],
+) -> None:
+    """One model call on ``pixels``; each of ``rows`` gets its packed vector or an error."""
+    outputs = np.asarray(predict(pixels), dtype=PACKED_DTYPE)
+    finite = np.isfinite(outputs).all(axis=1)
+    for row, vector, ok in zip(rows, outputs, finite, strict=True):
+        if ok:
+            packed[row] = vector.tobytes()
+        else:
+            kinds[row] = "non_finite_features"
+            messages[row] = "the model produced NaN or infinite features for this image"
 
 
 _WORKER_PREDICTOR: dict[str, Predictor] = {}
@@ -121,7 +135,7 @@ def make_featurize_udf(
 
     Args:
         factory: the engine's predictor factory (``engines.predictor_factory``): picklable,
-            run once per Python worker, returns ``float32 (n, s, s, 3) -> float32 (n, 1280)``.
+            run once per Python worker, returns ``uint8 (n, s, s, 3) -> float32 (n, 1280)``.
             It carries the engine's broadcast; executors never download anything.
         image_size: the model's input side ``s`` in pixels.
         batch_size: most images per model call.
@@ -159,14 +173,15 @@ def featurize_images(featurize: Callable[[Column], Column]) -> Callable[[DataFra
     return transform
 
 
-def unpack_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+def unpack_batch(batch: pa.RecordBatch, width: int = FEATURE_DIM) -> pa.RecordBatch:
     """``(path, label, split, packed_features)`` -> ``(path, label, split, features)``.
 
-    ``packed_features`` must hold ``PACKED_BYTES`` bytes per row, none null: the values are
-    reinterpreted in place (no per-row Python) as ``list<float32>`` of ``FEATURE_DIM``.
+    ``packed_features`` must hold ``width`` float32 per row (``PACKED_BYTES`` bytes for
+    MobileNetV2's 1280), none null: the values are reinterpreted in place (no per-row Python)
+    as ``list<float32>`` of ``width``.
 
     Raises:
-        ValueError: a row is null or not exactly ``PACKED_BYTES`` long.
+        ValueError: a row is null or not exactly ``width`` float32 long.
     """
     packed = batch.column(PACKED_FEATURES)
     if packed.null_count:
@@ -174,31 +189,33 @@ def unpack_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     offsets = np.frombuffer(packed.buffers()[1], dtype=np.int32)[
         packed.offset : packed.offset + len(packed) + 1
     ]
-    if np.any(np.diff(offsets) != PACKED_BYTES):
-        raise ValueError(f"packed_features rows must be {PACKED_BYTES} bytes each")
+    row_bytes = width * PACKED_DTYPE.itemsize
+    if np.any(np.diff(offsets) != row_bytes):
+        raise ValueError(f"packed_features rows must be {row_bytes} bytes each")
     data = np.frombuffer(packed.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    return keyed_vectors(batch, FEATURES, data.view(PACKED_DTYPE).reshape(len(packed), FEATURE_DIM))
+    return keyed_vectors(batch, FEATURES, data.view(PACKED_DTYPE).reshape(len(packed), width))
 
 
-def unpack_features(df: DataFrame) -> DataFrame:
+def unpack_features(df: DataFrame, width: int = FEATURE_DIM) -> DataFrame:
     """Transform: ``(path, label, split, packed_features)`` -> ``(path, label, split, features)``.
 
-    ``features`` is ``array<float>[1280]``. Runs as ``mapInArrow``: Arrow buffers in and out,
+    ``features`` is ``array<float>[width]``. Runs as ``mapInArrow``: Arrow buffers in and out,
     so unpacking costs a memory copy per batch, not a Python call per float.
     """
 
     def unpack(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return map(unpack_batch, batches)
+        return (unpack_batch(batch, width) for batch in batches)
 
     return df.select(*KEY_COLUMNS, PACKED_FEATURES).mapInArrow(unpack, FEATURES_SCHEMA)
 
 
-def successes(df: DataFrame) -> DataFrame:
-    """Featurized rows: ``(path, label, split, features array<float>[1280])``."""
+def successes(df: DataFrame, width: int = FEATURE_DIM) -> DataFrame:
+    """Featurized rows: ``(path, label, split, features array<float>[width])``; ``width`` is
+    the extractor's (``df.transform(successes, width)``), 1280 for MobileNetV2."""
     return (
         df.where(F.col(f"{RESULT}.{ERROR_KIND}").isNull())
         .select(*KEY_COLUMNS, F.col(f"{RESULT}.{PACKED_FEATURES}").alias(PACKED_FEATURES))
-        .transform(unpack_features)
+        .transform(unpack_features, width)
     )
 
 

@@ -40,6 +40,7 @@ from fruits_pipeline.stages import (
     STAGES,
     Accounted,
     Featurized,
+    Precision,
     Reduced,
     Scope,
     Sources,
@@ -47,6 +48,7 @@ from fruits_pipeline.stages import (
     account_collection,
     check_error_fraction,
     check_residency,
+    choose_precision,
     featurize_to_staging,
     fit_or_load,
     list_scope,
@@ -178,12 +180,17 @@ def featurize_and_account(
     progress: Progress,
     sources: Sources,
     scope: Scope,
+    precision: Precision,
 ) -> tuple[Featurized, Accounted]:
     """Stages 4 to 6: start the workers, run the model into the staging, write ``features/``,
     ``errors/`` and ``inventory/``."""
     layout = plan.layout
     featurizer = staged(
-        progress, Stage.WORKERS, lambda: start_featurizer(spark, config, model, sources.weights)
+        progress,
+        Stage.WORKERS,
+        lambda: start_featurizer(
+            spark, config, model, sources.weights, scope.to_featurize, precision
+        ),
     )
     with progress.watch_tasks(spark.sparkContext):
         featurized = staged(
@@ -194,7 +201,7 @@ def featurize_and_account(
     accounted = staged(
         progress,
         Stage.ACCOUNT,
-        lambda: write_features_and_errors(spark, config, layout, scope, featurized.images),
+        lambda: write_features_and_errors(spark, config, layout, scope, featurized),
     )
     return featurized, accounted
 
@@ -207,6 +214,7 @@ def featurize_collection(
     progress: Progress,
     sources: Sources,
     scope: Scope,
+    precision: Precision,
 ) -> tuple[Featurized, Accounted, CollectionUpdate]:
     """Stages 4 to 6 with ``--table``: start the workers, bring the collection up to date
     (chunked, committed model pass; ``stages.update_table``), write ``features/`` and
@@ -214,7 +222,11 @@ def featurize_collection(
     layout = plan.layout
     table = parse_table(str(config.table), config.warehouse, s3_endpoint())
     featurizer = staged(
-        progress, Stage.WORKERS, lambda: start_featurizer(spark, config, model, sources.weights)
+        progress,
+        Stage.WORKERS,
+        lambda: start_featurizer(
+            spark, config, model, sources.weights, scope.listing.images, precision
+        ),
     )
     with progress.watch_tasks(spark.sparkContext):
         featurized, update = staged(
@@ -254,6 +266,7 @@ def reduce_and_probe(
     plan: RunPlan,
     progress: Progress,
     sources: Sources,
+    featurized: Featurized,
     accounted: Accounted,
     update: CollectionUpdate | None = None,
 ) -> tuple[Reduced, ProbeSummary]:
@@ -263,7 +276,7 @@ def reduce_and_probe(
     reduced = staged(
         progress,
         Stage.FIT,
-        lambda: fit_or_load(spark, config, layout, sources.model_run, update),
+        lambda: fit_or_load(spark, config, layout, sources.model_run, featurized.width, update),
     )
     staged(
         progress,
@@ -298,23 +311,30 @@ def run_job(
         progress, Stage.WEIGHTS, lambda: load_sources(spark, config, plan, model, residency.region)
     )
     scope = staged(progress, Stage.LIST, lambda: list_scope(spark, config, sources.previous))
-    manifest = started_manifest(config, started_at, residency, sources, scope)
+    precision = staged(
+        progress, Stage.PRECISION, lambda: choose_precision(config, sources.weights, scope)
+    )
+    manifest = started_manifest(config, started_at, residency, sources, scope).with_(
+        quantization=precision.quantization
+    )
     if existing:
         clear_outputs(spark, plan.layout)
     try:
         update = None
         if plan.shape is Shape.COLLECTION:
             featurized, accounted, update = featurize_collection(
-                spark, config, plan, model, progress, sources, scope
+                spark, config, plan, model, progress, sources, scope, precision
             )
             manifest = manifest.with_(collection=collection_info(config, update))
         else:
             featurized, accounted = featurize_and_account(
-                spark, config, plan, model, progress, sources, scope
+                spark, config, plan, model, progress, sources, scope, precision
             )
         manifest = manifest.with_(counts=accounted.counts)
         check_error_fraction(accounted.counts, config.max_error_fraction, plan.layout)
-        reduced, probe = reduce_and_probe(spark, config, plan, progress, sources, accounted, update)
+        reduced, probe = reduce_and_probe(
+            spark, config, plan, progress, sources, featurized, accounted, update
+        )
         speed = throughput(plan, accounted, featurized, progress.timings)
         manifest = succeeded_manifest(
             manifest, config, plan, reduced, probe, speed, progress.timings

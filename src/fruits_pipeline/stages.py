@@ -10,6 +10,8 @@ calls them in this order, each through ``staged``, which times it and prints its
 2. load and check the weights on the driver (and, for an incremental run or ``project``, that
    the other run is usable); 3. list the input (no bytes read; an empty input stops here,
    nothing written);
+then, for ``--precision int8``, quantize on a sample of the input and pass the quality gate
+(refused: exit 8, nothing written);
 4. start the Python workers (engine loaded); 5. featurize: the model runs **exactly once per
    image** (new and changed images only, in an incremental run), into a staging Parquet;
 6. account for every listed file and write ``features/``, ``errors/`` and ``inventory/``;
@@ -22,6 +24,7 @@ calls them in this order, each through ``staged``, which times it and prints its
 from __future__ import annotations
 
 import io
+import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -42,19 +45,27 @@ from fruits_pipeline.collection import (
     update_collection,
     write_collection_parts,
 )
-from fruits_pipeline.config import EXTRACTOR, PRECISION, JobConfig
+from fruits_pipeline.config import F32, FEATURE_DIM, INT8, OPENVINO, ORB, JobConfig
 from fruits_pipeline.drift import Refit
-from fruits_pipeline.engines import ModelSource
-from fruits_pipeline.errors import OutputExistsError, TooManyBadImagesError
+from fruits_pipeline.engines import (
+    ModelSource,
+    OpenVinoFactory,
+    OpenVinoModel,
+    PredictorFactory,
+    openvino_model,
+)
+from fruits_pipeline.errors import OutputExistsError, TooManyBadImagesError, UsageError
 from fruits_pipeline.featurize import failures, featurize_images, make_featurize_udf, successes
 from fruits_pipeline.incremental import Increment, plan_increment
 from fruits_pipeline.jvm import file_length
 from fruits_pipeline.layout import RunLayout
-from fruits_pipeline.manifest import Counts, ProbeSummary, ResidencyInfo
+from fruits_pipeline.manifest import Counts, ProbeSummary, QuantizationSummary, ResidencyInfo
 from fruits_pipeline.model import LoadedWeights
+from fruits_pipeline.orb import fit_vocabulary, make_orb_udf
 from fruits_pipeline.plan import RunPlan
 from fruits_pipeline.probe import run_probe
 from fruits_pipeline.progress import Progress
+from fruits_pipeline.quantize import checked_int8_model
 from fruits_pipeline.reading import read_image_files, to_images
 from fruits_pipeline.reduction import Reduction, export_pipeline_model, fit_reduction, project
 from fruits_pipeline.residency import check_buckets, check_driver_region, validate_allowed_regions
@@ -63,6 +74,9 @@ from fruits_pipeline.schema import CONTENT, PATH, RESULT
 from fruits_pipeline.table import CollectionTable, Provenance
 from fruits_pipeline.writing import existing_outputs, write_parquet
 
+# What the manifest records as the weights of a run with orb features: they use no model.
+NO_WEIGHTS = LoadedWeights(source="none: orb features use no model", sha256="none", arrays=[])
+
 
 class Stage(Enum):
     """The job's stages, in order: ``key`` (the timing's name), ``label`` (what is printed)."""
@@ -70,6 +84,7 @@ class Stage(Enum):
     RESIDENCY = ("residency", "residency check")
     WEIGHTS = ("weights", "load weights")
     LIST = ("list", "list input")
+    PRECISION = ("precision", "model precision (int8: quantize and gate)")
     WORKERS = ("workers", "start workers")
     FEATURIZE = ("featurize", "featurize")
     ACCOUNT = ("account", "account for every file and write features, errors")
@@ -144,8 +159,9 @@ class Sources:
 def load_sources(
     spark: SparkSession, config: JobConfig, plan: RunPlan, model: ModelSource, region: str | None
 ) -> Sources:
-    """Stage 2: the weights (``model.load_weights``), then the other runs the plan names."""
-    weights = model.load_weights(config, region)
+    """Stage 2: the weights (``model.load_weights``; ``NO_WEIGHTS`` for orb features), then
+    the other runs the plan names."""
+    weights = NO_WEIGHTS if config.extractor == ORB else model.load_weights(config, region)
     return Sources(
         weights=weights,
         previous=load_previous_run(spark, config, weights) if plan.reuse_from else None,
@@ -190,6 +206,50 @@ def list_scope(spark: SparkSession, config: JobConfig, previous: PreviousRun | N
     return Scope(listing, increment, config.input_uri)
 
 
+@dataclass(frozen=True)
+class Precision:
+    """The model arithmetic the run uses: for int8, the quantized IR that passed the gate
+    (``model``) and the manifest's record of it; for f32 both are None (the model source builds
+    the workers' model as it always does)."""
+
+    precision: str
+    model: OpenVinoModel | None
+    quantization: QuantizationSummary | None
+
+    @property
+    def detail(self) -> str:
+        record = self.quantization
+        if record is None:
+            return f"{self.precision}: no quantization"
+        return (
+            f"int8 passed the quality gate on {record.gate_images} images (calibrated on "
+            f"{record.calibration_images}): cosine to f32 mean {record.mean_cosine:.4f}, worst "
+            f"{record.worst_cosine:.4f}"
+            + (f", probe agreement {record.probe_agreement:.4f}" if record.probe_agreement else "")
+        )
+
+
+def choose_precision(config: JobConfig, weights: LoadedWeights, scope: Scope) -> Precision:
+    """Stage: ``--precision int8`` converts the model, quantizes it on a seeded sample of the
+    input and keeps it only if the quality gate accepts it (``quantize.checked_int8_model``);
+    f32 does nothing here.
+
+    Raises:
+        UsageError: int8 with an engine other than openvino.
+        QualityGateError: (exit 8) the gate refused the int8 model; nothing was written.
+    """
+    if config.precision == F32:
+        return Precision(F32, None, None)
+    if config.engine != OPENVINO:
+        raise UsageError(f"--precision {INT8} needs --engine {OPENVINO}")
+    f32 = openvino_model(weights, config.image_size)
+    threads = os.cpu_count() or 1
+    model, record = checked_int8_model(
+        f32, scope.listing.images, config.seed, config.image_size, threads
+    )
+    return Precision(INT8, model, record)
+
+
 def start_workers(spark: SparkSession, featurize: Callable[[Column], Column]) -> int:
     """Load the engine and build the model in every Python worker before featurizing.
 
@@ -210,42 +270,66 @@ def start_workers(spark: SparkSession, featurize: Callable[[Column], Column]) ->
 
 @dataclass(frozen=True)
 class Featurizer:
-    """The featurize UDF (``featurize.make_featurize_udf``), its workers started, and the
-    accumulator counting the rows it sends to the model."""
+    """The featurize UDF (``featurize.make_featurize_udf``, or ``orb.make_orb_udf``), its
+    workers started, the accumulator counting the rows it is given, and ``width``: the values
+    of one feature vector (1280, or the orb vocabulary's size)."""
 
     udf: Callable[[Column], Column]
     rows_seen: Accumulator[int]
     engine: str
     warmed: int
+    width: int
 
     @property
     def detail(self) -> str:
+        if self.engine == ORB:
+            return f"orb: {self.width} visual words fitted and broadcast, workers started"
         return f"{self.engine} model loaded in the Python workers ({self.warmed} tasks)"
 
 
 def start_featurizer(
-    spark: SparkSession, config: JobConfig, model: ModelSource, weights: LoadedWeights
+    spark: SparkSession,
+    config: JobConfig,
+    model: ModelSource,
+    weights: LoadedWeights,
+    images: DataFrame,
+    precision: Precision,
 ) -> Featurizer:
-    """Stage 4: build what the workers run (``model.predictor_factory``: the openvino engine
-    converts the model here), broadcast it and start every worker with it."""
-    factory = model.predictor_factory(config, weights, spark.sparkContext.broadcast)
+    """Stage 4: build what the workers run, broadcast it and start every worker with it: the
+    model (``model.predictor_factory``: the openvino engine converts it here; or the int8 IR
+    ``precision`` holds), or for orb features the visual vocabulary, fitted on a seeded sample
+    of ``images``."""
     rows_seen = spark.sparkContext.accumulator(0)
+    broadcast = spark.sparkContext.broadcast
+    if config.extractor == ORB:
+        words = fit_vocabulary(images, config.image_size, config.seed)
+        udf = make_orb_udf(broadcast(words), config.image_size, rows_seen)
+        return Featurizer(udf, rows_seen, ORB, start_workers(spark, udf), len(words))
+    if precision.model is not None:
+        factory: PredictorFactory = OpenVinoFactory(
+            broadcast(precision.model), config.model_threads
+        )
+    else:
+        factory = model.predictor_factory(config, weights, broadcast)
     udf = make_featurize_udf(factory, config.image_size, config.batch_size, rows_seen)
-    return Featurizer(udf, rows_seen, config.engine, start_workers(spark, udf))
+    engine = f"{config.engine} {precision.precision}"
+    return Featurizer(udf, rows_seen, engine, start_workers(spark, udf), FEATURE_DIM)
 
 
 @dataclass(frozen=True)
 class Featurized:
-    """``images``: the rows the model was given in the featurize stage."""
+    """``images``: the rows the model was given in the featurize stage; ``width``: the values
+    of each feature vector."""
 
     images: int
+    width: int
 
 
 def featurize_to_staging(images: DataFrame, featurizer: Featurizer, staging: str) -> Featurized:
     """Stage 5: run the model once per image of ``images`` into the staging Parquet."""
     before = featurizer.rows_seen.value
     write_parquet(images.transform(featurize_images(featurizer.udf)), staging)
-    return Featurized(featurizer.rows_seen.value - before)
+    return Featurized(featurizer.rows_seen.value - before, featurizer.width)
 
 
 @dataclass(frozen=True)
@@ -266,7 +350,7 @@ class Accounted:
 
 
 def write_features_and_errors(
-    spark: SparkSession, config: JobConfig, layout: RunLayout, scope: Scope, model_runs: int
+    spark: SparkSession, config: JobConfig, layout: RunLayout, scope: Scope, featurized: Featurized
 ) -> Accounted:
     """Stage 6: every listed file gets its outcome, then ``features/``, ``errors/`` and
     ``inventory/`` are written and counted (``accounting.count_outcomes``).
@@ -284,7 +368,8 @@ def write_features_and_errors(
         listing.files, accounted, layout.staging, length, config.split_names, listing.hidden
     )
     staged_rows = spark.read.parquet(layout.staging)
-    features, errors = staged_rows.transform(successes), staged_rows.transform(failures)
+    features = staged_rows.transform(successes, featurized.width)
+    errors = staged_rows.transform(failures)
     if increment is not None:
         features = features.unionByName(increment.reused_features)
         errors = errors.unionByName(increment.reused_errors)
@@ -297,7 +382,7 @@ def write_features_and_errors(
         listing.count,
         reused=increment.unchanged if increment is not None else None,
         removed=increment.removed if increment is not None else None,
-        model_runs=model_runs,
+        model_runs=featurized.images,
     )
     return Accounted(counts, increment is not None)
 
@@ -333,18 +418,28 @@ def fit_or_load(
     config: JobConfig,
     layout: RunLayout,
     model_run: ModelRun | None,
+    width: int,
     collection: CollectionUpdate | None = None,
 ) -> Reduced:
-    """Stage 7: fit scaler + PCA on ``features/`` and save them as ``model/``; or, for
-    ``project``, take the model run's as they are; or, with ``--table``, save the model the
-    collection's update chose (``collection.update_collection``: fitted from its moments, or
-    its current one)."""
+    """Stage 7: fit scaler + PCA on ``features/`` (``width`` values a row) and save them as
+    ``model/``; or, for ``project``, take the model run's as they are; or, with ``--table``,
+    save the model the collection's update chose (``collection.update_collection``: fitted
+    from its moments, or its current one).
+
+    Raises:
+        UsageError: ``--k`` is above ``width`` (orb features have fewer than MobileNetV2's).
+    """
     if model_run is not None:
         return Reduced(model_run.reduction, model_run.uri)
+    if config.k is not None and config.k > width:
+        raise UsageError(
+            f"--k {config.k} is above the {width} values of {config.extractor} features"
+        )
     if collection is not None:
         reduction = collection.reduction
     else:
-        reduction = fit_reduction(spark.read.parquet(layout.features), config.variance, config.k)
+        features = spark.read.parquet(layout.features)
+        reduction = fit_reduction(features, config.variance, config.k, dim=width)
     export_pipeline_model(spark, reduction).write().overwrite().save(layout.model)
     return Reduced(reduction, None)
 
@@ -386,7 +481,7 @@ def update_table(
     committed chunks (each in its own staging Parquet under ``staging``), fit or not by
     ``--refit``."""
     provenance = Provenance(
-        sources.weights.sha256, config.engine, PRECISION, EXTRACTOR, config.image_size
+        sources.weights.sha256, config.engine, config.precision, config.extractor, config.image_size
     )
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     chunks = staged_chunks(
@@ -401,7 +496,7 @@ def update_table(
     policy = FitPolicy(Refit(config.refit), config.variance, config.k, config.chunk_images)
     before = featurizer.rows_seen.value
     update = update_collection(spark, table, provenance, scope.listing, chunks, policy, run_id)
-    return Featurized(featurizer.rows_seen.value - before), update
+    return Featurized(featurizer.rows_seen.value - before, featurizer.width), update
 
 
 def account_collection(
