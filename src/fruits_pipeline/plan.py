@@ -8,6 +8,9 @@ behaves, so no stage asks the config which shape it is in:
   rest reuse RUN's rows; scaler + PCA are refitted on all.
 - ``project`` (``fruits-pipeline project --model RUN``): every image runs the model and is
   projected with RUN's scaler + PCA; nothing is fitted, no ``model/`` and no probe.
+- ``collection`` (``--table TABLE``): the collection's Iceberg tables are brought up to date
+  (``collection.py``); ``features/`` and ``pca/`` hold the photos the run projects (all of them
+  after a refit, else the new ones), ``errors/`` the collection's; no inventory, no probe.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from fruits_pipeline.config import JobConfig
-from fruits_pipeline.layout import DATA_PARTS, MODEL, RunLayout
+from fruits_pipeline.layout import DATA_PARTS, INVENTORY, MODEL, RunLayout
 
 
 class Shape(Enum):
@@ -25,6 +28,11 @@ class Shape(Enum):
     FULL = "full"
     INCREMENTAL = "incremental"
     PROJECT = "project"
+    COLLECTION = "collection"
+
+
+# The data parts a shape does not write.
+_NOT_WRITTEN = {Shape.PROJECT: (MODEL,), Shape.COLLECTION: (INVENTORY,)}
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,8 @@ def plan_run(config: JobConfig) -> RunPlan:
     ``model_run`` and ``incremental_from``."""
     if config.model_run is not None:
         shape = Shape.PROJECT
+    elif config.table is not None:
+        shape = Shape.COLLECTION
     elif config.incremental_from is not None:
         shape = Shape.INCREMENTAL
     else:
@@ -68,6 +78,8 @@ def plan_run(config: JobConfig) -> RunPlan:
     probe_skipped = None
     if shape is Shape.PROJECT:
         probe_skipped = "project: the probe belongs to the run that fitted the model"
+    elif shape is Shape.COLLECTION:
+        probe_skipped = "--table: pca/ may hold the new photos only"
     elif not config.probe:
         probe_skipped = "--no-probe"
     if shape is Shape.PROJECT:
@@ -80,6 +92,6 @@ def plan_run(config: JobConfig) -> RunPlan:
         reuse_from=config.incremental_from if shape is Shape.INCREMENTAL else None,
         model_from=config.model_run,
         probe_skipped=probe_skipped,
-        outputs=tuple(p for p in DATA_PARTS if not (shape is Shape.PROJECT and p == MODEL)),
+        outputs=tuple(p for p in DATA_PARTS if p not in _NOT_WRITTEN.get(shape, ())),
         k_rule=k_rule,
     )
