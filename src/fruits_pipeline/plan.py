@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from fruits_pipeline.config import JobConfig
+from fruits_pipeline.config import ORB, JobConfig
+from fruits_pipeline.errors import UsageError
 from fruits_pipeline.layout import DATA_PARTS, INVENTORY, MODEL, RunLayout
 
 
@@ -66,10 +67,17 @@ class RunPlan:
 
 def plan_run(config: JobConfig) -> RunPlan:
     """The plan for ``config``. ``project`` takes precedence: the CLI never sets both
-    ``model_run`` and ``incremental_from``."""
+    ``model_run`` and ``incremental_from``.
+
+    Raises:
+        UsageError: ``--table`` with ``--extractor orb`` (a collection holds one kind of
+            features, MobileNetV2's, whose moments and drift it keeps).
+    """
     if config.model_run is not None:
         shape = Shape.PROJECT
     elif config.table is not None:
+        if config.extractor == ORB:  # a collection's moments and drift are MobileNetV2's
+            raise UsageError("--table keeps MobileNetV2 features: run --extractor orb without it")
         shape = Shape.COLLECTION
     elif config.incremental_from is not None:
         shape = Shape.INCREMENTAL
