@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zlib
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
@@ -60,3 +61,19 @@ class FakeModel:
             bad, "path string, label string, split string, error_kind string, error_message string"
         )
         return features.transform(rows), errors.transform(rows)
+
+
+def table_run_arguments(inputs: Path, output: Path, table: Path, chunk_images: int) -> list[str]:
+    """The command line of a job run with ``--table`` (``cli.parse_job_args``'s arguments)."""
+    return [
+        "run",
+        "--input",
+        str(inputs),
+        "--output",
+        str(output),
+        "--table",
+        str(table),
+        "--chunk-images",
+        str(chunk_images),
+        "--overwrite",
+    ]

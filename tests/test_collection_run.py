@@ -18,6 +18,7 @@ from fruits_pipeline.progress import Progress
 from fruits_pipeline.session import RunSession
 from fruits_pipeline.table import parse_table
 from tests.conftest import SAMPLE
+from tests.fake_chunks import table_run_arguments
 from tests.fakes import FAKE_MODEL
 
 pytestmark = pytest.mark.spark
@@ -30,21 +31,7 @@ def photos(root: Path, label: str, count: int, start: int = 0) -> None:
 
 
 def run(inputs: Path, output: Path, table: Path, *extra: str) -> Manifest:
-    config = parse_job_args(
-        [
-            "run",
-            "--input",
-            str(inputs),
-            "--output",
-            str(output),
-            "--table",
-            str(table),
-            "--chunk-images",
-            "3",
-            "--overwrite",
-            *extra,
-        ]
-    )
+    config = parse_job_args([*table_run_arguments(inputs, output, table, chunk_images=3), *extra])
     return run_job(config, Progress(), RunSession(config), model=FAKE_MODEL)
 
 

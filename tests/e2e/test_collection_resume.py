@@ -24,6 +24,7 @@ from fruits_pipeline.progress import Progress
 from fruits_pipeline.session import RunSession
 from fruits_pipeline.table import parse_table
 from tests.conftest import ROOT, SAMPLE
+from tests.fake_chunks import table_run_arguments
 from tests.fakes import FAKE_MODEL
 
 pytestmark = pytest.mark.e2e
@@ -44,18 +45,7 @@ RUN_WITH_FAKE_MODEL = (
 
 def arguments(inputs: Path, output: Path, table: Path) -> list[str]:
     """The run's command line; the same for the killed run and its re-run."""
-    return [
-        "run",
-        "--input",
-        str(inputs),
-        "--output",
-        str(output),
-        "--table",
-        str(table),
-        "--chunk-images",
-        "2",
-        "--overwrite",
-    ]
+    return table_run_arguments(inputs, output, table, chunk_images=2)
 
 
 def run_here(inputs: Path, output: Path, table: Path) -> Manifest:
