@@ -9,6 +9,7 @@ tests/test_accounting.py, test_reduction.py, test_incremental.py, test_manifest.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -145,3 +146,11 @@ def pca_model(spark: SparkSession, components: np.ndarray, explained: np.ndarray
     model = PCAModel(java)
     model._transfer_params_from_java()
     return model
+
+
+def set_log_levels(spark: SparkSession, loggers: Iterable[str], level: str = "ERROR") -> None:
+    """Set ``loggers`` (log4j2 logger names) to ``level`` in the running JVM."""
+    jvm = spark.sparkContext._jvm
+    configurator = jvm.org.apache.logging.log4j.core.config.Configurator
+    for name in loggers:
+        configurator.setLevel(name, jvm.org.apache.logging.log4j.Level.getLevel(level))
