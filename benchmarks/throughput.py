@@ -3,8 +3,8 @@
 One run, same machine, same cores, same images:
 
 (a) the raw model, once per engine (Keras ``tf.function`` and OpenVINO, each as its engine's
-    predictor factory builds it): MobileNetV2 on real photos decoded and preprocessed
-    beforehand (224x224 float batches: one repeated, or distinct ones in turn), best of a few
+    predictor factory builds it): MobileNetV2 on real photos decoded beforehand (224x224
+    uint8 batches: one repeated, or distinct ones in turn), best of a few
     layouts (processes x threads) and batch sizes, in images/s; each engine's best layout is
     timed again after (b), and the fastest figure of all is the one the ratios divide by;
 (b) fruits-pipeline end to end on N images (the real sample photos, linked as often as needed),
@@ -23,6 +23,7 @@ partitions, the figures the README's EMR projection is made from.
     python benchmarks/throughput.py                  # N = 8000 (about 40 minutes here)
     python benchmarks/throughput.py --smoke --json /tmp/smoke.json
     python benchmarks/throughput.py --scale 90000    # -> benchmarks/results/scale.json
+    python -m benchmarks.throughput --precision --n 1000  # f32 against int8 (precision.py)
 """
 
 from __future__ import annotations
@@ -99,15 +100,15 @@ def engine_factories() -> dict[str, PredictorFactory]:
 
 
 def load_images(source: Path, batch: int) -> list[Any]:
-    """``RAW_IMAGES`` real photos, decoded and preprocessed, in float32 batches of ``batch``."""
+    """``RAW_IMAGES`` real photos, decoded, in uint8 batches of ``batch`` (what a predictor
+    takes: each engine scales the pixels itself)."""
     import numpy as np
 
     from fruits_pipeline.decoding import decode_image
-    from fruits_pipeline.model import preprocess
 
     pixels = [decode_image(path.read_bytes(), 224) for path in
               sorted(source.rglob("*.jpg"))[:RAW_IMAGES]]  # fmt: skip
-    return [preprocess(np.stack(pixels[start : start + batch]))
+    return [np.stack(pixels[start : start + batch])
             for start in range(0, len(pixels) - batch + 1, batch)]  # fmt: skip
 
 
@@ -461,11 +462,15 @@ def benchmark(source: Path, work: Path, args: argparse.Namespace, smoke: bool) -
         figures["worker_startup"][engine] = worker_startup(
             factories[engine], source, work, repeats=1 if smoke else 3
         )
+    # A smoke run checks the plumbing, not memory growth: one job run per engine serves both.
+    sizes = ((False, args.n),) if smoke else ((True, args.memory_n), (False, args.n))
     for engine in ENGINES:
-        for memory_n, count in ((True, args.memory_n), (False, args.n)):
+        for memory_n, count in sizes:
             images = prepare_images(source, count, work / f"images-{count}")
             print(f"(b) fruits-pipeline --engine {engine} on {count} images", flush=True)
             figures[job_key(engine, memory_n)] = run_ours(images, work / f"ours-{count}", engine)
+        if smoke:
+            figures[job_key(engine, True)] = figures[job_key(engine, False)]
     # The machine's speed drifts over minutes (shared cloud cores); each engine's best layout
     # is timed again right after (b) and the faster of the two counts, so drift cannot make
     # the ratios look better than they are.
@@ -479,11 +484,21 @@ def benchmark(source: Path, work: Path, args: argparse.Namespace, smoke: bool) -
         figures["raw_model" if engine == TENSORFLOW else f"raw_{engine}"] = {
             "best": max(trials, key=lambda trial: trial["images_per_s"]),
             "trials": trials,
-            "images": f"{RAW_IMAGES} real photos, decoded and preprocessed beforehand",
+            "images": f"{RAW_IMAGES} real photos, decoded beforehand",
         }
     print(f"(c) classic notebook on {args.n} images", flush=True)
     figures["classic"] = run_classic(work / f"images-{args.n}", work / "classic")
     return figures
+
+
+def precision_run(source: Path, work: Path, args: argparse.Namespace) -> dict:
+    """f32 against int8 (``benchmarks/precision.py``) with this run's settings."""
+    from benchmarks.precision import compare
+
+    layouts = [(2, 1)] if args.smoke else [(1, 2), (2, 1)]
+    batches = [8] if args.smoke else RAW_BATCHES[OPENVINO]
+    calibration = min(args.calibration, 16) if args.smoke else args.calibration
+    return compare(source, work, args.n, args.raw_seconds, layouts, batches, calibration)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -498,12 +513,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="figures file (default: benchmarks/results/throughput.json, or "
                              "scale.json with --scale)")  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="a few images, for CI")
+    parser.add_argument(
+        "--precision",
+        action="store_true",
+        help="only f32 against int8 (benchmarks/precision.py): raw OpenVINO and the featurize "
+        "stage, N images",
+    )
+    parser.add_argument(
+        "--calibration", type=int, default=300, help="int8 calibration photos (with --precision)"
+    )
     args = parser.parse_args(argv)
     source = SHARED_SAMPLE if SHARED_SAMPLE.is_dir() else SHIPPED_SAMPLE
     if args.smoke:
         args.n, args.memory_n, args.raw_seconds, args.quiet_wait = 24, 12, 1.0, 0.0
     results = ROOT / "benchmarks" / "results"
-    json_path = args.json or results / ("scale.json" if args.scale else "throughput.json")
+    mode = "scale" if args.scale else "precision" if args.precision else "throughput"
+    json_path = args.json or results / f"{mode}.json"
     waited = wait_for_quiet(args.quiet_wait)
     figures: dict[str, Any] = {"machine": machine(), "source_images": str(source),
                                "default_engine": DEFAULT_ENGINE}  # fmt: skip
@@ -511,14 +536,20 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fruits-bench-") as scratch:
         if args.scale:
             figures["scale"] = scale_run(source, args.scale, Path(scratch))
+        elif args.precision:
+            figures["precision"] = precision_run(source, Path(scratch), args)
         else:
             figures.update(benchmark(source, Path(scratch), args, args.smoke))
     figures["load_average"] = {"start": start_load, "end": load_average(), "waited_s": waited}
-    if not args.scale:
+    if args.scale:
+        print(json.dumps(figures["scale"], indent=2))
+    elif args.precision:
+        from benchmarks.precision import table as precision_table
+
+        print("\n" + precision_table(figures["precision"]))
+    else:
         figures["targets"] = targets(figures)
         print("\n" + table(figures))
-    else:
-        print(json.dumps(figures["scale"], indent=2))
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(figures, indent=2))
     print(f"\nfigures written to {json_path}")

@@ -21,7 +21,8 @@ Options:
                            (required)
   --name NAME              cluster name (default: fruits-pipeline)
   --release LABEL          EMR release, 7.10 or later (default: emr-7.10.0)
-  --instance-type TYPE     instance type of every node (default: m5.xlarge; the executor sizes
+  --instance-type TYPE     instance type of every node (default: m7i.xlarge: AVX-512 VNNI and
+                           AMX for --precision int8, see docs/emr-runbook.md; the executor sizes
                            in conf/emr-configurations.json fit its 12 GiB of YARN memory: pick
                            a type at least that large)
   --core-count N           On-Demand core nodes (default: 2)
@@ -48,7 +49,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/common.sh
 source "$ROOT/scripts/common.sh"
 PYTHON=${PYTHON:-python3}
-BUCKET="" NAME=fruits-pipeline RELEASE=emr-7.10.0 INSTANCE_TYPE=m5.xlarge CORE_COUNT=2
+BUCKET="" NAME=fruits-pipeline RELEASE=emr-7.10.0 INSTANCE_TYPE=m7i.xlarge CORE_COUNT=2
 TASK_COUNT=0 SPOT=0 IDLE_TIMEOUT=3600 WEIGHTS_URI="" SUBNET_ID="" DRY_RUN=0
 SERVICE_ROLE=fruits-pipeline-emr-service INSTANCE_PROFILE=fruits-pipeline-emr-ec2
 ALLOWED_REGIONS=eu-west-1

@@ -72,6 +72,34 @@ def test_bootstrap_script_is_strict_and_has_help() -> None:
         assert bad.returncode == 2, bad_args
 
 
+# Imported by the job but not installed by the bootstrap: EMR's Spark, and the report's plotting
+# (a local command, never run on the cluster).
+NOT_BOOTSTRAPPED = {"pyspark", "py4j", "matplotlib", "fruits_pipeline"}
+
+
+def imported_packages() -> set[str]:
+    """Top-level third-party modules any module of the job imports (function-level ones too)."""
+    import ast
+
+    names: set[str] = set()
+    for module in (ROOT / "src" / "fruits_pipeline").glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - NOT_BOOTSTRAPPED
+
+
+def test_bootstrap_import_check_covers_everything_the_job_imports_on_a_node() -> None:
+    text = (ROOT / "bootstrap" / "bootstrap-emr.sh").read_text()
+    checked = re.search(r'^IMPORTS="([^"]+)"', text, re.M)
+    assert checked, "bootstrap-emr.sh has no IMPORTS list"
+    modules = {name.strip() for name in checked.group(1).split(",")}
+    assert {"openvino", "nncf", "tensorflow"} <= imported_packages()
+    assert imported_packages() - modules == set()
+
+
 # A simulated Amazon Linux 2023 node: python3.11 whose pip is a separate dnf package, and sudo,
 # dnf and aws that record their calls (one line each) in $CALLS.
 FAKE_TOOLS = {
@@ -216,6 +244,7 @@ def test_workflow_uses_oidc_and_no_stored_keys() -> None:
     text = (ROOT / ".github" / "workflows" / "submit-step.yml").read_text()
     assert "workflow_dispatch" in text and "id-token: write" in text
     assert "role-to-assume" in text and "submit_step.sh" in text and "--wait" in text
+    assert "-- run --input" in text  # the step's job arguments start with the command
     assert "AWS_SECRET_ACCESS_KEY" not in text and "aws-access-key-id" not in text
 
 

@@ -1,5 +1,6 @@
 """Issue 11, finding 4: the executor and driver sizes in conf/emr-configurations.json fit what
-YARN gives an m5.xlarge node, with the Python workers' memory counted.
+YARN gives a node of the default instance type (scripts/create_cluster.sh), with the Python
+workers' memory counted.
 
 YARN kills a container whose processes (the JVM and the Python workers it starts) use more than
 it asked for: ``spark.executor.memory`` (the heap) + ``spark.executor.memoryOverhead``
@@ -29,9 +30,20 @@ class Node:
     yarn_memory_mb: int
 
 
-# The default instance type of scripts/create_cluster.sh: 4 vCPUs, 16 GiB, of which EMR gives
-# YARN 12,288 MB (emr-hadoop-task-config: m5.xlarge, yarn.nodemanager.resource.memory-mb).
-M5_XLARGE = Node("m5.xlarge", vcpus=4, yarn_memory_mb=12288)
+# The xlarge general-purpose types the runbook compares: 4 vCPUs, 16 GiB, of which EMR gives
+# YARN 12,288 MB (emr-hadoop-task-config, yarn.nodemanager.resource.memory-mb).
+NODES = {
+    name: Node(name, vcpus=4, yarn_memory_mb=12288)
+    for name in ("m5.xlarge", "m6i.xlarge", "m7i.xlarge")
+}
+
+
+def default_instance_type() -> str:
+    script = (ROOT / "scripts" / "create_cluster.sh").read_text()
+    return re.search(r"\bINSTANCE_TYPE=(\S+)", script).group(1)
+
+
+DEFAULT_NODE = NODES[default_instance_type()]
 # Spark's own floor for the JVM's off-heap share of a container: max(384 MB, 10 % of the heap).
 JVM_OVERHEAD_MIN_MB, JVM_OVERHEAD_FACTOR = 384, 0.10
 
@@ -100,8 +112,8 @@ def problems(defaults: dict[str, str], node: Node, rss: dict[str, float]) -> lis
     return found
 
 
-def test_the_shipped_sizes_fit_an_m5_xlarge_with_the_workers_counted() -> None:
-    assert problems(spark_defaults(), M5_XLARGE, measured_rss_mb()) == []
+def test_the_shipped_sizes_fit_the_default_node_with_the_workers_counted() -> None:
+    assert problems(spark_defaults(), DEFAULT_NODE, measured_rss_mb()) == []
 
 
 @pytest.mark.parametrize(
@@ -114,11 +126,11 @@ def test_the_shipped_sizes_fit_an_m5_xlarge_with_the_workers_counted() -> None:
 )  # fmt: skip
 def test_the_check_refuses_sizes_that_would_not_fit(name: str, value: str, reason: str) -> None:
     changed = {**spark_defaults(), name: value}
-    assert any(reason in problem for problem in problems(changed, M5_XLARGE, measured_rss_mb()))
+    assert any(reason in problem for problem in problems(changed, DEFAULT_NODE, measured_rss_mb()))
 
 
 def test_the_runbook_memory_table_is_the_configuration() -> None:
-    """Every number of the runbook's m5.xlarge table is read from the configuration here."""
+    """Every number of the runbook's memory table is read from the configuration here."""
     readme = (ROOT / "docs" / "emr-runbook.md").read_text()
     defaults = spark_defaults()
     containers = sizing(defaults)
@@ -129,7 +141,7 @@ def test_the_runbook_memory_table_is_the_configuration() -> None:
         "spark.executor.cores": defaults["spark.executor.cores"],
         "executor container": f"{containers['executor']:,} MB",
         "driver container": f"{containers['driver']:,} MB",
-        "YARN memory of an m5.xlarge": f"{M5_XLARGE.yarn_memory_mb:,} MB",
+        f"YARN memory of an {DEFAULT_NODE.instance_type}": f"{DEFAULT_NODE.yarn_memory_mb:,} MB",
     })  # fmt: skip
     for name, cell in expected_cells.items():
         # The name in the first cell, not as the start of a longer one (memory, memoryOverhead).

@@ -11,6 +11,7 @@ from fruits_pipeline.manifest import (
     LabelCounts,
     Manifest,
     ProbeSummary,
+    QuantizationSummary,
     ReductionSummary,
     ResidencyInfo,
     Throughput,
@@ -54,12 +55,26 @@ def test_a_succeeded_manifest_round_trips_through_json() -> None:
         throughput=Throughput(10.0, 2.0, 8.0),
         outputs={"features": "s3://b/runs/1/features"},
         finished_at="2026-11-22T00:01:00+00:00",
+        quantization=QuantizationSummary(
+            precision="int8",
+            calibration_images=300,
+            gate_images=256,
+            mean_cosine=0.968,
+            worst_cosine=0.947,
+            probe_agreement=1.0,
+            probe_accuracy_f32=1.0,
+            probe_accuracy_int8=None,
+            seconds=12.5,
+            thresholds={"mean_cosine": 0.95, "worst_cosine": 0.8, "probe_agreement": 0.95},
+        ),
     )
     text = manifest.dumps()
     data = json.loads(text)
     assert data["images_per_label"] == {"kiwi": 2}
     assert data["probe"] == {"status": "skipped", "reason": "--no-probe"}
     assert data["reduction"]["achieved_variance"] is None  # null, as the README says
+    assert data["quantization"]["calibration_images"] == 300
+    assert data["quantization"]["probe_accuracy_int8"] is None
     assert "error" not in data
     assert Manifest.loads(text) == manifest
 

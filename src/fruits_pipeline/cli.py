@@ -13,7 +13,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, Field, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fruits_pipeline import __version__
 from fruits_pipeline.config import (
@@ -29,6 +29,9 @@ from fruits_pipeline.config import (
 from fruits_pipeline.errors import EXIT_CODE_HELP, ExitCode, PipelineError
 from fruits_pipeline.progress import Progress
 from fruits_pipeline.summary import summary_lines
+
+if TYPE_CHECKING:
+    from fruits_pipeline.engines import ModelSource
 
 PROG = "fruits-pipeline"
 
@@ -87,15 +90,20 @@ REPORT_EXAMPLES = """examples:
 exit codes: 0 written, 1 matplotlib missing, 3 no manifest.json in RUN"""
 
 
-def run_command(config: JobConfig) -> int:
-    """Run the job (``run`` or ``project``); print the summary; return the exit code."""
+def run_command(config: JobConfig, model: ModelSource | None = None) -> int:
+    """Run the job (``run`` or ``project``); print the summary; return the exit code.
+
+    ``model``: the job's model (default ``engines.MOBILENET_V2``); tests pass a fake one to run
+    the command line's whole path, exit codes included, without the real model.
+    """
     # Spark and the model load only for a real run, not for --help.
+    from fruits_pipeline.engines import MOBILENET_V2
     from fruits_pipeline.job import run_job
     from fruits_pipeline.session import RunSession
 
     session = RunSession(config)
     try:
-        manifest = run_job(config, Progress(), session)
+        manifest = run_job(config, Progress(), session, model=model or MOBILENET_V2)
     except PipelineError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return int(error.exit_code)

@@ -3,13 +3,15 @@
 An engine is a **predictor factory**: a small picklable callable built on the driver around a
 broadcast. The featurize UDF ships it to the Python workers and runs it once in each
 (``featurize.worker_predictor``); it returns a ``Predictor``,
-``float32 (n, s, s, 3) -> float32 (n, 1280)``.
+``uint8 (n, s, s, 3) RGB pixels -> float32 (n, 1280)``: each engine scales the pixels itself.
 
 - ``tensorflow``: broadcasts the Keras weights (NumPy arrays); each worker imports TensorFlow,
   rebuilds MobileNetV2 and runs it as a traced ``tf.function``.
-- ``openvino``: the driver converts the checked Keras model with ``openvino.convert_model`` and
-  broadcasts the OpenVINO IR (graph XML and weights, bytes); each worker compiles it from memory
-  with the OpenVINO runtime and **never imports TensorFlow** (smaller, faster-starting workers).
+- ``openvino``: the driver converts the checked Keras model with ``openvino.convert_model``,
+  puts the pixel scaling into the graph (``PrePostProcessor``: uint8 in, ``x / 127.5 - 1``
+  inside), and broadcasts the OpenVINO IR (graph XML and weights, bytes); each worker compiles
+  it from memory with the OpenVINO runtime and **never imports TensorFlow**. The IR may be the
+  f32 conversion or its int8 quantization (``quantize.py``): the workers run either alike.
 
 Both give the same features within 1e-4 of a direct Keras computation (tests/test_engines.py).
 """
@@ -37,6 +39,7 @@ from fruits_pipeline.model import (
 
 if TYPE_CHECKING:
     import keras
+    import openvino as ov
     from pyspark import Broadcast
 
 PredictorFactory = Callable[[], Predictor]
@@ -71,19 +74,65 @@ class OpenVinoModel:
 
 
 def to_openvino(model: keras.Model, image_size: int) -> OpenVinoModel:
-    """Convert a Keras MobileNetV2 to an OpenVINO IR, on the driver.
+    """Convert a Keras MobileNetV2 to an OpenVINO IR taking uint8 pixels, on the driver.
 
     Converts the same traced ``tf.function`` the tensorflow engine runs (fixed input signature,
-    dynamic batch, ``training=False``). Pitfall: ``openvino.save_model`` compresses weights to
-    f16 by default; they are saved f32 here, so the IR holds exactly the Keras weights.
+    dynamic batch, ``training=False``), then ``with_pixel_input`` moves the scaling into the
+    graph, so a worker hands the decoded uint8 batch over as it is (a quarter of the bytes, no
+    float pass in Python).
     """
     import openvino as ov
 
-    converted = ov.convert_model(traced_forward(model, image_size))
+    return serialize(with_pixel_input(ov.convert_model(traced_forward(model, image_size))))
+
+
+def with_pixel_input(graph: ov.Model) -> ov.Model:
+    """``graph`` with a ``uint8 (n, s, s, 3)`` input scaled inside to ``x / 127.5 - 1``.
+
+    The arithmetic of ``model.preprocess`` (Keras' ``preprocess_input``), as OpenVINO
+    ``PrePostProcessor`` steps applied in order: convert to f32, divide by 127.5, subtract 1.
+    """
+    import openvino as ov
+    from openvino.preprocess import PrePostProcessor
+
+    steps = PrePostProcessor(graph)
+    steps.input().tensor().set_element_type(ov.Type.u8)
+    steps.input().preprocess().convert_element_type(ov.Type.f32).scale(127.5).mean(1.0)
+    return steps.build()
+
+
+def serialize(graph: ov.Model) -> OpenVinoModel:
+    """``graph`` as IR bytes. Pitfall: ``openvino.save_model`` compresses weights to f16 by
+    default; they are saved f32 here, so the IR holds exactly the Keras weights."""
+    import openvino as ov
+
     with tempfile.TemporaryDirectory(prefix="fruits-openvino-") as folder:
         xml = Path(folder) / "model.xml"
-        ov.save_model(converted, xml, compress_to_fp16=False)
+        ov.save_model(graph, xml, compress_to_fp16=False)
         return OpenVinoModel(xml=xml.read_bytes(), weights=xml.with_suffix(".bin").read_bytes())
+
+
+def read_ir(ir: OpenVinoModel) -> ov.Model:
+    """The IR's graph, read from memory (no file written)."""
+    import openvino as ov
+
+    weights = ov.Tensor(np.frombuffer(ir.weights, dtype=np.uint8))
+    return ov.Core().read_model(model=ir.xml, weights=weights)
+
+
+def compile_predictor(ir: OpenVinoModel, threads: int) -> Predictor:
+    """Compile ``ir`` for the CPU with ``openvino_properties(threads)``: a ``Predictor`` holding
+    one infer request (one caller at a time; a Spark worker runs one task at a time)."""
+    import openvino as ov
+
+    request = (
+        ov.Core().compile_model(read_ir(ir), "CPU", openvino_properties(threads))
+    ).create_infer_request()
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return request.infer({0: batch}, share_inputs=True)[0]
+
+    return predict
 
 
 def openvino_properties(threads: int) -> dict[str, Any]:
@@ -111,29 +160,21 @@ def openvino_properties(threads: int) -> dict[str, Any]:
 class OpenVinoFactory:
     """Worker side of the ``openvino`` engine: compiles the broadcast IR from memory.
 
-    Imports only the OpenVINO runtime and NumPy (no TensorFlow, no file written). The
-    predictor keeps one infer request; a worker runs one task at a time, so it is never shared.
+    Imports only the OpenVINO runtime and NumPy (no TensorFlow, no NNCF, no file written).
     """
 
     model: Broadcast[OpenVinoModel]
     threads: int
 
     def __call__(self) -> Predictor:
-        import openvino as ov
+        return compile_predictor(self.model.value, self.threads)
 
-        core = ov.Core()
-        ir = self.model.value
-        graph = core.read_model(
-            model=ir.xml, weights=ov.Tensor(np.frombuffer(ir.weights, dtype=np.uint8))
-        )
-        request = core.compile_model(
-            graph, "CPU", openvino_properties(self.threads)
-        ).create_infer_request()
 
-        def predict(batch: np.ndarray) -> np.ndarray:
-            return request.infer({0: batch}, share_inputs=True)[0]
-
-        return predict
+def openvino_model(weights: LoadedWeights, image_size: int) -> OpenVinoModel:
+    """The checked Keras weights as the f32 OpenVINO IR the workers run (``to_openvino``)."""
+    model = build_model(image_size)
+    model.set_weights(weights.arrays)
+    return to_openvino(model, image_size)
 
 
 def predictor_factory(
@@ -158,9 +199,7 @@ def predictor_factory(
     if engine == TENSORFLOW:
         return TensorFlowFactory(broadcast(weights.arrays), image_size, threads)
     if engine == OPENVINO:
-        model = build_model(image_size)
-        model.set_weights(weights.arrays)
-        return OpenVinoFactory(broadcast(to_openvino(model, image_size)), threads)
+        return OpenVinoFactory(broadcast(openvino_model(weights, image_size)), threads)
     raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
 
 

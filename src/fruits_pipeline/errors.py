@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     RESIDENCY = 5  # a bucket or region outside the allowed EU regions
     OUTPUT_EXISTS = 6  # the output already holds a run and --overwrite was not given
     BAD_WEIGHTS = 7  # the weights are missing, not the expected file, not HDF5, or do not fit
+    QUALITY_GATE = 8  # --precision int8: the quantized model failed the quality gate
 
 
 EXIT_CODE_HELP = """exit codes:
@@ -32,7 +33,9 @@ EXIT_CODE_HELP = """exit codes:
   4  too many bad images (above --max-error-fraction); errors/ and manifest.json are written
   5  residency refused: a bucket or region outside --allowed-regions (EU only)
   6  the output already holds a run and --overwrite was not given
-  7  the weights cannot be loaded into MobileNetV2, or differ from --weights-sha256"""
+  7  the weights cannot be loaded into MobileNetV2, or differ from --weights-sha256
+  8  --precision int8 refused by the quality gate (int8 features too far from f32 on a
+     sample of the input); nothing is written: run with --precision f32"""
 
 
 class PipelineError(Exception):
@@ -63,3 +66,7 @@ class OutputExistsError(PipelineError):
 
 class WeightsError(PipelineError):
     exit_code = ExitCode.BAD_WEIGHTS
+
+
+class QualityGateError(PipelineError):
+    exit_code = ExitCode.QUALITY_GATE

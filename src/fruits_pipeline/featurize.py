@@ -29,7 +29,7 @@ from pyspark.sql.functions import pandas_udf
 
 from fruits_pipeline.config import FEATURE_DIM
 from fruits_pipeline.decoding import DecodeError, decode_image
-from fruits_pipeline.model import Predictor, preprocess, settle_worker
+from fruits_pipeline.model import Predictor, settle_worker
 from fruits_pipeline.schema import (
     CONTENT,
     ERROR_KIND,
@@ -54,10 +54,10 @@ def featurize_series(
 
     Args:
         contents: ``bytes`` (or None) per row, the raw files.
-        predict: ``float32 (n, s, s, 3) -> float32 (n, 1280)``, see ``engines.py``.
+        predict: ``uint8 (n, s, s, 3) -> float32 (n, 1280)``, see ``engines.py``.
         image_size: the model's input side ``s`` in pixels.
-        batch_size: most images per model call; bounds the float32 batch to
-            ``batch_size * s * s * 3 * 4`` bytes (19 MB at 32 x 224 x 224).
+        batch_size: most images per model call; the decoded pixels of one call are
+            ``batch_size * s * s * 3`` bytes (1.2 MB at 8 x 224 x 224), the only ones held.
 
     Returns:
         One row per input row, same order: ``packed_features`` (the 1280 float32 features as
@@ -71,26 +71,40 @@ def featurize_series(
     packed: list[bytes | None] = [None] * count
     kinds: list[str | None] = [None] * count
     messages: list[str | None] = [None] * count
-    decoded_rows: list[int] = []
-    decoded: list[np.ndarray] = []
+    pixels = np.empty((batch_size, image_size, image_size, 3), dtype=np.uint8)
+    rows: list[int] = []
     for row, data in enumerate(contents):
         try:
-            decoded.append(decode_image(data, image_size))
-            decoded_rows.append(row)
+            pixels[len(rows)] = decode_image(data, image_size)
         except DecodeError as error:
             kinds[row], messages[row] = error.kind, error.message
-    for start in range(0, len(decoded), batch_size):
-        batch = preprocess(np.stack(decoded[start : start + batch_size]))
-        outputs = np.asarray(predict(batch), dtype=PACKED_DTYPE)
-        finite = np.isfinite(outputs).all(axis=1)
-        rows = decoded_rows[start : start + batch_size]
-        for row, vector, ok in zip(rows, outputs, finite, strict=True):
-            if ok:
-                packed[row] = vector.tobytes()
-            else:
-                kinds[row] = "non_finite_features"
-                messages[row] = "the model produced NaN or infinite features for this image"
+            continue
+        rows.append(row)
+        if len(rows) == batch_size:
+            _run_model(predict, pixels[: len(rows)], rows, packed, kinds, messages)
+            rows = []
+    if rows:
+        _run_model(predict, pixels[: len(rows)], rows, packed, kinds, messages)
     return pd.DataFrame({PACKED_FEATURES: packed, ERROR_KIND: kinds, ERROR_MESSAGE: messages})
+
+
+def _run_model(
+    predict: Predictor,
+    pixels: np.ndarray,
+    rows: list[int],
+    packed: list[bytes | None],
+    kinds: list[str | None],
+    messages: list[str | None],
+) -> None:
+    """One model call on ``pixels``; each of ``rows`` gets its packed vector or an error."""
+    outputs = np.asarray(predict(pixels), dtype=PACKED_DTYPE)
+    finite = np.isfinite(outputs).all(axis=1)
+    for row, vector, ok in zip(rows, outputs, finite, strict=True):
+        if ok:
+            packed[row] = vector.tobytes()
+        else:
+            kinds[row] = "non_finite_features"
+            messages[row] = "the model produced NaN or infinite features for this image"
 
 
 _WORKER_PREDICTOR: dict[str, Predictor] = {}
@@ -121,7 +135,7 @@ def make_featurize_udf(
 
     Args:
         factory: the engine's predictor factory (``engines.predictor_factory``): picklable,
-            run once per Python worker, returns ``float32 (n, s, s, 3) -> float32 (n, 1280)``.
+            run once per Python worker, returns ``uint8 (n, s, s, 3) -> float32 (n, 1280)``.
             It carries the engine's broadcast; executors never download anything.
         image_size: the model's input side ``s`` in pixels.
         batch_size: most images per model call.

@@ -37,12 +37,14 @@ from fruits_pipeline.stages import (
     STAGES,
     Accounted,
     Featurized,
+    Precision,
     Reduced,
     Scope,
     Sources,
     Stage,
     check_error_fraction,
     check_residency,
+    choose_precision,
     featurize_to_staging,
     fit_or_load,
     list_scope,
@@ -172,6 +174,7 @@ def featurize_and_account(
     progress: Progress,
     sources: Sources,
     scope: Scope,
+    precision: Precision,
 ) -> tuple[Featurized, Accounted]:
     """Stages 4 to 6: start the workers, run the model into the staging, write ``features/``,
     ``errors/`` and ``inventory/``."""
@@ -179,7 +182,9 @@ def featurize_and_account(
     featurizer = staged(
         progress,
         Stage.WORKERS,
-        lambda: start_featurizer(spark, config, model, sources.weights, scope.to_featurize),
+        lambda: start_featurizer(
+            spark, config, model, sources.weights, scope.to_featurize, precision
+        ),
     )
     with progress.watch_tasks(spark.sparkContext):
         featurized = staged(
@@ -244,12 +249,17 @@ def run_job(
         progress, Stage.WEIGHTS, lambda: load_sources(spark, config, plan, model, residency.region)
     )
     scope = staged(progress, Stage.LIST, lambda: list_scope(spark, config, sources.previous))
-    manifest = started_manifest(config, started_at, residency, sources, scope)
+    precision = staged(
+        progress, Stage.PRECISION, lambda: choose_precision(config, sources.weights, scope)
+    )
+    manifest = started_manifest(config, started_at, residency, sources, scope).with_(
+        quantization=precision.quantization
+    )
     if existing:
         clear_outputs(spark, plan.layout)
     try:
         featurized, accounted = featurize_and_account(
-            spark, config, plan, model, progress, sources, scope
+            spark, config, plan, model, progress, sources, scope, precision
         )
         manifest = manifest.with_(counts=accounted.counts)
         check_error_fraction(accounted.counts, config.max_error_fraction, plan.layout)

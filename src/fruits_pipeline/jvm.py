@@ -9,7 +9,6 @@ tests/test_accounting.py, test_reduction.py, test_incremental.py, test_manifest.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -148,9 +147,11 @@ def pca_model(spark: SparkSession, components: np.ndarray, explained: np.ndarray
     return model
 
 
-def set_log_levels(spark: SparkSession, loggers: Iterable[str], level: str = "ERROR") -> None:
-    """Set ``loggers`` (log4j2 logger names) to ``level`` in the running JVM."""
+def set_log_levels(spark: SparkSession, loggers: list[str], level: str) -> None:
+    """Set named log4j2 loggers to ``level`` in the session's running JVM: PySpark's
+    ``SparkContext.setLogLevel`` sets the root logger only."""
     jvm = spark.sparkContext._jvm
-    configurator = jvm.org.apache.logging.log4j.core.config.Configurator
+    configurator = jvm.org.apache.logging.log4j.core.config.Configurator  # type: ignore[union-attr]
+    chosen = jvm.org.apache.logging.log4j.Level.getLevel(level)  # type: ignore[union-attr]
     for name in loggers:
-        configurator.setLevel(name, jvm.org.apache.logging.log4j.Level.getLevel(level))
+        configurator.setLevel(name, chosen)

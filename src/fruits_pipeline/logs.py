@@ -11,14 +11,18 @@ Two ways in, for the two ways the JVM starts:
 - Python starts it (``fruits-pipeline`` on a laptop): ``log4j2_java_option`` writes the
   configuration to a file and names it with ``-Dlog4j2.configurationFile``, so even the lines
   logged while Spark starts follow it.
-- ``spark-submit`` started it (EMR): ``jvm.set_log_levels`` raises the same loggers through
-  log4j2's ``Configurator`` once the session exists.
+- ``spark-submit`` started it (EMR): ``quiet_running_jvm`` sets the same levels through log4j2's
+  ``Configurator`` once the session exists.
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from fruits_pipeline.jvm import set_log_levels
 
 # logger -> why its warnings are noise in this job.
 QUIET_LOGGERS = {
@@ -76,3 +80,8 @@ def log4j2_java_option(folder: Path | None = None) -> str:
     target = Path(folder or tempfile.mkdtemp(prefix="fruits-log4j2-")) / "log4j2.properties"
     target.write_text(log4j2_properties(), encoding="utf-8")
     return f"-Dlog4j2.configurationFile={target.as_uri()}"
+
+
+def quiet_running_jvm(spark: SparkSession) -> None:
+    """Raise ``QUIET_LOGGERS`` to ERROR in the session's running JVM."""
+    set_log_levels(spark, list(QUIET_LOGGERS), "ERROR")

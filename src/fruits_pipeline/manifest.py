@@ -188,6 +188,25 @@ class ModelRunInfo:
 
 
 @dataclass(frozen=True)
+class QuantizationSummary:
+    """How ``--precision int8`` made and checked its model: the images it was calibrated on, the
+    quality gate's images and figures (``gate.py``: int8 features' cosine similarity to f32,
+    mean and worst; the quick probe's agreement and accuracies, None without a probe), the
+    thresholds they passed, and the driver's seconds for quantizing and judging."""
+
+    precision: str
+    calibration_images: int
+    gate_images: int
+    mean_cosine: float
+    worst_cosine: float
+    probe_agreement: float | None
+    probe_accuracy_f32: float | None
+    probe_accuracy_int8: float | None
+    thresholds: dict[str, float]
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Throughput:
     """Images per second of the featurize stage and of the whole job after start-up."""
 
@@ -212,6 +231,7 @@ class Manifest:
     versions: dict[str, str]
     incremental_from: str | None = None
     model_run: ModelRunInfo | None = None
+    quantization: QuantizationSummary | None = None
     counts: Counts | None = None
     reduction: ReductionSummary | None = None
     probe: ProbeSummary | None = None
@@ -259,6 +279,7 @@ class Manifest:
             "reduction": ReductionSummary,
             "throughput": Throughput,
             "model_run": ModelRunInfo,
+            "quantization": QuantizationSummary,
         }
         values: dict[str, Any] = {}
         for item in fields(cls):

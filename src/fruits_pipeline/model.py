@@ -34,6 +34,8 @@ IMAGENET_URL = (
     "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/" + IMAGENET_FILE
 )
 
+# ``uint8 (n, s, s, 3)`` RGB pixels -> ``float32 (n, 1280)`` features; each engine scales the
+# pixels its own way (in the graph for OpenVINO, ``preprocess`` for TensorFlow).
 Predictor = Callable[[np.ndarray], np.ndarray]
 
 
@@ -193,9 +195,10 @@ def traced_forward(model: keras.Model, image_size: int) -> Any:
 
 
 def make_predictor(model: keras.Model, image_size: int) -> Predictor:
-    """``traced_forward`` as a ``Predictor``: NumPy in, NumPy out."""
+    """``traced_forward`` as a ``Predictor``: ``uint8 (n, s, s, 3)`` pixels in (scaled here
+    with ``preprocess``), ``float32 (n, 1280)`` NumPy out."""
     forward = traced_forward(model, image_size)
-    return lambda batch: forward(batch).numpy()
+    return lambda batch: forward(preprocess(batch)).numpy()
 
 
 def configure_threads(threads: int) -> None:

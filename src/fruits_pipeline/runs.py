@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 
-from fruits_pipeline.config import ORB, JobConfig
+from fruits_pipeline.config import F32, ORB, JobConfig
 from fruits_pipeline.errors import NoInputError, UsageError, WeightsError
 from fruits_pipeline.jvm import exists
 from fruits_pipeline.layout import RunLayout
@@ -55,8 +55,8 @@ def load_previous_run(
 
     Raises:
         NoInputError: (exit 3) it did not succeed, predates the inventory, or made its features
-            differently (other extractor, weights, image size or engine): then none could be
-            reused.
+            differently (other extractor, weights, image size, engine or precision): then
+            none could be reused.
         UsageError: it is this run's own ``--output`` (``--overwrite`` would delete it first),
             or this run extracts ``orb`` features.
     """
@@ -75,6 +75,8 @@ def load_previous_run(
         "weights sha256": (manifest.weights.sha256, weights.sha256),
         "image size": (manifest.config.get("image_size"), config.image_size),
         "engine": (manifest.config.get("engine"), config.engine),
+        # Runs made before --precision existed ran f32.
+        "precision": (manifest.config.get("precision", F32), config.precision),
     }
     different = [f"{what} {was} (now {now})" for what, (was, now) in made.items() if was != now]
     if different:
@@ -113,8 +115,8 @@ def load_model_run(spark: SparkSession, config: JobConfig, weights: LoadedWeight
     Raises:
         WeightsError: (exit 7) the weights loaded have another sha256 than the run's: its PCA
             was fitted on other features. Both hashes are in the message.
-        UsageError: the run did not succeed, or made its features with another extractor or at
-            another image size.
+        UsageError: the run did not succeed, or made its features with another extractor, at
+            another image size or precision.
     """
     run = config.model_run
     assert run is not None
@@ -130,9 +132,9 @@ def load_model_run(spark: SparkSession, config: JobConfig, weights: LoadedWeight
             f"{manifest.weights.sha256}, but {config.weights} has sha256 {weights.sha256}: "
             f"pass --weights {manifest.weights.source} (or the same file)"
         )
-    if manifest.config.get("image_size") != config.image_size:
-        raise UsageError(
-            f"--model {run} made its features at --image-size "
-            f"{manifest.config.get('image_size')}; pass the same"
-        )
+    made = {"--image-size": "image_size", "--precision": "precision"}
+    for flag, key in made.items():
+        was = manifest.config.get(key, F32 if key == "precision" else None)
+        if was != getattr(config, key):
+            raise UsageError(f"--model {run} made its features with {flag} {was}; pass the same")
     return ModelRun(run, manifest, import_pipeline_model(RunLayout(run).model))

@@ -9,8 +9,7 @@ from pyspark.sql import SparkSession
 
 from fruits_pipeline.config import FILE_OPEN_COST_BYTES, MAX_PARTITION_BYTES, JobConfig
 from fruits_pipeline.errors import UsageError
-from fruits_pipeline.jvm import set_log_levels
-from fruits_pipeline.logs import QUIET_LOGGERS, log4j2_java_option
+from fruits_pipeline.logs import log4j2_java_option, quiet_running_jvm
 from fruits_pipeline.model import TENSORFLOW_ENV
 from fruits_pipeline.s3a import find_jars, s3_endpoint, s3a_settings
 from fruits_pipeline.storage import is_s3_uri
@@ -89,7 +88,7 @@ def build_session(config: JobConfig, bucket_regions: dict[str, str]) -> SparkSes
             builder = builder.config(key, value)
     session = builder.getOrCreate()
     if not config.verbose:  # a JVM spark-submit started has its own log configuration
-        set_log_levels(session, QUIET_LOGGERS)
+        quiet_running_jvm(session)
     return session
 
 

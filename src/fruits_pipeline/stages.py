@@ -10,6 +10,8 @@ calls them in this order, each through ``staged``, which times it and prints its
 2. load and check the weights on the driver (and, for an incremental run or ``project``, that
    the other run is usable); 3. list the input (no bytes read; an empty input stops here,
    nothing written);
+then, for ``--precision int8``, quantize on a sample of the input and pass the quality gate
+(refused: exit 8, nothing written);
 4. start the Python workers (engine loaded); 5. featurize: the model runs **exactly once per
    image** (new and changed images only, in an incremental run), into a staging Parquet;
 6. account for every listed file and write ``features/``, ``errors/`` and ``inventory/``;
@@ -22,6 +24,7 @@ calls them in this order, each through ``staged``, which times it and prints its
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -33,19 +36,26 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fruits_pipeline.accounting import Listing, add_skipped, count_outcomes, list_input
-from fruits_pipeline.config import FEATURE_DIM, ORB, JobConfig
-from fruits_pipeline.engines import ModelSource
+from fruits_pipeline.config import F32, FEATURE_DIM, INT8, OPENVINO, ORB, JobConfig
+from fruits_pipeline.engines import (
+    ModelSource,
+    OpenVinoFactory,
+    OpenVinoModel,
+    PredictorFactory,
+    openvino_model,
+)
 from fruits_pipeline.errors import OutputExistsError, TooManyBadImagesError, UsageError
 from fruits_pipeline.featurize import failures, featurize_images, make_featurize_udf, successes
 from fruits_pipeline.incremental import Increment, plan_increment
 from fruits_pipeline.jvm import file_length
 from fruits_pipeline.layout import RunLayout
-from fruits_pipeline.manifest import Counts, ProbeSummary, ResidencyInfo
+from fruits_pipeline.manifest import Counts, ProbeSummary, QuantizationSummary, ResidencyInfo
 from fruits_pipeline.model import LoadedWeights
 from fruits_pipeline.orb import fit_vocabulary, make_orb_udf
 from fruits_pipeline.plan import RunPlan
 from fruits_pipeline.probe import run_probe
 from fruits_pipeline.progress import Progress
+from fruits_pipeline.quantize import checked_int8_model
 from fruits_pipeline.reading import read_image_files, to_images
 from fruits_pipeline.reduction import Reduction, export_pipeline_model, fit_reduction, project
 from fruits_pipeline.residency import check_buckets, check_driver_region, validate_allowed_regions
@@ -63,6 +73,7 @@ class Stage(Enum):
     RESIDENCY = ("residency", "residency check")
     WEIGHTS = ("weights", "load weights")
     LIST = ("list", "list input")
+    PRECISION = ("precision", "model precision (int8: quantize and gate)")
     WORKERS = ("workers", "start workers")
     FEATURIZE = ("featurize", "featurize")
     ACCOUNT = ("account", "account for every file and write features, errors")
@@ -182,6 +193,50 @@ def list_scope(spark: SparkSession, config: JobConfig, previous: PreviousRun | N
     return Scope(listing, increment, config.input_uri)
 
 
+@dataclass(frozen=True)
+class Precision:
+    """The model arithmetic the run uses: for int8, the quantized IR that passed the gate
+    (``model``) and the manifest's record of it; for f32 both are None (the model source builds
+    the workers' model as it always does)."""
+
+    precision: str
+    model: OpenVinoModel | None
+    quantization: QuantizationSummary | None
+
+    @property
+    def detail(self) -> str:
+        record = self.quantization
+        if record is None:
+            return f"{self.precision}: no quantization"
+        return (
+            f"int8 passed the quality gate on {record.gate_images} images (calibrated on "
+            f"{record.calibration_images}): cosine to f32 mean {record.mean_cosine:.4f}, worst "
+            f"{record.worst_cosine:.4f}"
+            + (f", probe agreement {record.probe_agreement:.4f}" if record.probe_agreement else "")
+        )
+
+
+def choose_precision(config: JobConfig, weights: LoadedWeights, scope: Scope) -> Precision:
+    """Stage: ``--precision int8`` converts the model, quantizes it on a seeded sample of the
+    input and keeps it only if the quality gate accepts it (``quantize.checked_int8_model``);
+    f32 does nothing here.
+
+    Raises:
+        UsageError: int8 with an engine other than openvino.
+        QualityGateError: (exit 8) the gate refused the int8 model; nothing was written.
+    """
+    if config.precision == F32:
+        return Precision(F32, None, None)
+    if config.engine != OPENVINO:
+        raise UsageError(f"--precision {INT8} needs --engine {OPENVINO}")
+    f32 = openvino_model(weights, config.image_size)
+    threads = os.cpu_count() or 1
+    model, record = checked_int8_model(
+        f32, scope.listing.images, config.seed, config.image_size, threads
+    )
+    return Precision(INT8, model, record)
+
+
 def start_workers(spark: SparkSession, featurize: Callable[[Column], Column]) -> int:
     """Load the engine and build the model in every Python worker before featurizing.
 
@@ -225,19 +280,27 @@ def start_featurizer(
     model: ModelSource,
     weights: LoadedWeights,
     images: DataFrame,
+    precision: Precision,
 ) -> Featurizer:
     """Stage 4: build what the workers run, broadcast it and start every worker with it: the
-    model (``model.predictor_factory``: the openvino engine converts it here), or for orb
-    features the visual vocabulary, fitted on a seeded sample of ``images``."""
+    model (``model.predictor_factory``: the openvino engine converts it here; or the int8 IR
+    ``precision`` holds), or for orb features the visual vocabulary, fitted on a seeded sample
+    of ``images``."""
     rows_seen = spark.sparkContext.accumulator(0)
     broadcast = spark.sparkContext.broadcast
     if config.extractor == ORB:
         words = fit_vocabulary(images, config.image_size, config.seed)
         udf = make_orb_udf(broadcast(words), config.image_size, rows_seen)
         return Featurizer(udf, rows_seen, ORB, start_workers(spark, udf), len(words))
-    factory = model.predictor_factory(config, weights, broadcast)
+    if precision.model is not None:
+        factory: PredictorFactory = OpenVinoFactory(
+            broadcast(precision.model), config.model_threads
+        )
+    else:
+        factory = model.predictor_factory(config, weights, broadcast)
     udf = make_featurize_udf(factory, config.image_size, config.batch_size, rows_seen)
-    return Featurizer(udf, rows_seen, config.engine, start_workers(spark, udf), FEATURE_DIM)
+    engine = f"{config.engine} {precision.precision}"
+    return Featurizer(udf, rows_seen, engine, start_workers(spark, udf), FEATURE_DIM)
 
 
 @dataclass(frozen=True)
