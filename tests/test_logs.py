@@ -36,11 +36,14 @@ def test_noisy_loggers_are_raised_to_error_and_the_rest_stays_at_warn() -> None:
     assert {config[f"{key}.level"] for key in quiet} == {"error"}
 
 
-def test_the_large_task_warning_of_the_model_writer_is_denied_and_nothing_else() -> None:
+def test_the_large_task_notices_of_spark_ml_are_denied_and_nothing_else() -> None:
     config = properties(log4j2_properties())
-    (regex,) = DENIED_MESSAGES.values()
+    regex, binary = DENIED_MESSAGES.values()
     assert config["logger.deny0.filter.message.regex"] == regex
+    assert config["logger.deny1.filter.message.regex"] == binary
     assert config["logger.deny0.filter.message.onMismatch"] == "NEUTRAL"
+    assert re.fullmatch(binary, "Broadcasting large task binary with size 12.7 MiB")
+    assert not re.fullmatch(binary, "ShuffleMapStage 3 (parquet) failed in 2.0 s")
     warning = (
         "Stage 28 contains a task of very large size (3226 KiB). The maximum recommended task "
         "size is 1000 KiB."

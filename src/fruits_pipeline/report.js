@@ -128,5 +128,8 @@ if (source) {
 }
 
 // #view=ID scrolls to that section on load (a link, or a screenshot, can open a given view).
-const view = document.getElementById(new URLSearchParams(location.hash.slice(1)).get("view"));
-if (view) view.scrollIntoView();
+// On "load": the embedded figures above a section move it once they are laid out.
+window.addEventListener("load", () => {
+  const view = document.getElementById(new URLSearchParams(location.hash.slice(1)).get("view"));
+  if (view) view.scrollIntoView();
+});
