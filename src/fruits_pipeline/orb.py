@@ -170,7 +170,15 @@ def fit_vocabulary(images: DataFrame, image_size: int, seed: int, words: int = W
                 f"ORB found no keypoint in the {SAMPLE_IMAGES:,} sampled images: no visual "
                 "vocabulary can be fitted (use --extractor mobilenet_v2)"
             )
-        kmeans = KMeans(featuresCol="bits_vector", k=words, seed=seed, maxIter=KMEANS_ITERATIONS)
+        # Random initial centres: k-means|| initialisation of 256 centres took longer than the
+        # iterations themselves, and a vocabulary only needs centres spread over the data.
+        kmeans = KMeans(
+            featuresCol="bits_vector",
+            k=words,
+            seed=seed,
+            maxIter=KMEANS_ITERATIONS,
+            initMode="random",
+        )
         model = kmeans.fit(vectors)
     finally:
         vectors.unpersist()
