@@ -24,6 +24,14 @@ STATISTICS = GRID * GRID * 3
 FAKE_SHA256 = hashlib.sha256(b"fruits-pipeline fake model").hexdigest()
 
 
+def fake_sha256(weights: str) -> str:
+    """The fake's "weights file" hash: ``FAKE_SHA256`` for the default weights, else one per
+    name, so that runs naming other weights disagree as runs with other files would."""
+    if weights == JobConfig.weights:
+        return FAKE_SHA256
+    return hashlib.sha256(f"fruits-pipeline fake model {weights}".encode()).hexdigest()
+
+
 def projection(seed: int = 0) -> np.ndarray:
     """The fixed ``(48, 1280)`` float32 matrix from colour statistics to features."""
     return np.random.default_rng(seed).normal(size=(STATISTICS, FEATURE_DIM)).astype(np.float32)
@@ -50,10 +58,10 @@ class FakePredictorFactory:
 
 @dataclass(frozen=True)
 class FakeModelSource:
-    """Loads no file: the weights are named as configured, with a fixed sha256 and no arrays."""
+    """Loads no file: the weights are named as configured, with ``fake_sha256`` and no arrays."""
 
     def load_weights(self, config: JobConfig, region: str | None) -> LoadedWeights:
-        return LoadedWeights(source=config.weights, sha256=FAKE_SHA256, arrays=[])
+        return LoadedWeights(source=config.weights, sha256=fake_sha256(config.weights), arrays=[])
 
     def predictor_factory(
         self, config: JobConfig, weights: LoadedWeights, broadcast: Broadcaster

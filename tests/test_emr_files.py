@@ -244,6 +244,7 @@ def test_workflow_uses_oidc_and_no_stored_keys() -> None:
     text = (ROOT / ".github" / "workflows" / "submit-step.yml").read_text()
     assert "workflow_dispatch" in text and "id-token: write" in text
     assert "role-to-assume" in text and "submit_step.sh" in text and "--wait" in text
+    assert "-- run --input" in text  # the step's job arguments start with the command
     assert "AWS_SECRET_ACCESS_KEY" not in text and "aws-access-key-id" not in text
 
 

@@ -23,8 +23,6 @@ from tests.fakes import FAKE_MODEL, FAKE_SHA256
 
 pytestmark = pytest.mark.spark
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
 def tiny_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -101,3 +99,38 @@ def test_overwrite_replaces_exactly_the_runs_outputs(
     assert not list(output.rglob("stale.parquet"))
     assert not (output / "staging").exists()
     assert json.loads((output / "manifest.json").read_text())["status"] == "succeeded"
+
+
+def test_the_three_shapes_with_the_fake_model(
+    spark: SparkSession, tiny_input: Path, tmp_path: Path
+) -> None:
+    """A full run, an incremental run on one more photo, a projection: each stage as the plan
+    says (what runs the model, what is fitted, what is written)."""
+    folder = tmp_path / "in"
+    shutil.copytree(tiny_input, folder)
+    first = run(spark, folder, tmp_path / "first", "--k", "2")
+    extra = sorted((SAMPLE / "Test" / "apple").glob("*.jpg"))[0]
+    shutil.copy(extra, folder / "apple" / f"new {extra.name}")
+
+    again = run(spark, folder, tmp_path / "again", "--incremental-from", str(tmp_path / "first"))
+    assert again.counts is not None and again.counts.model_runs == 1
+    assert (again.counts.files_seen, again.counts.reused) == (7, 6)
+    assert again.incremental_from == f"file:{tmp_path / 'first'}"
+
+    config = parse_job_args(
+        [
+            "project",
+            "--model",
+            str(tmp_path / "first"),
+            "--input",
+            str(folder),
+            "--output",
+            str(tmp_path / "scored"),
+        ]
+    )
+    scored = run_job(config, Progress(), RunSession(config), model=FAKE_MODEL)
+    assert scored.model_run is not None and scored.model_run.k == first.reduction.k == 2
+    assert scored.probe is not None and scored.probe.status == "skipped"
+    assert scored.outputs is not None and "model" not in scored.outputs
+    assert not (tmp_path / "scored" / "model").exists()
+    assert scored.reduction is not None and scored.reduction.k_rule.startswith("from --model")

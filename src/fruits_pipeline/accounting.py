@@ -24,6 +24,7 @@ from fruits_pipeline.jvm import glob_files, input_files, normalized_path
 from fruits_pipeline.manifest import Counts, LabelCounts
 from fruits_pipeline.reading import read_images, to_images, with_label, with_split
 from fruits_pipeline.schema import (
+    ERROR_KIND,
     FILE_IDENTITY,
     KEY_COLUMNS,
     LABEL,
@@ -175,6 +176,12 @@ def add_skipped(
     return len(skipped)
 
 
+def errors_by_kind(errors: DataFrame) -> dict[str, int]:
+    """``{error_kind: files}`` of ``errors/``, most frequent first (ties by kind)."""
+    kinds = errors.groupBy(ERROR_KIND).count().orderBy(F.desc("count"), ERROR_KIND).collect()
+    return {row[ERROR_KIND]: row["count"] for row in kinds}
+
+
 def label_counts(
     rows: list[Row], gone: dict[str, int], incremental: bool
 ) -> dict[str, LabelCounts]:
@@ -203,7 +210,7 @@ def count_outcomes(
     removed: DataFrame | None = None,
     model_runs: int | None = None,
 ) -> Counts:
-    """Per-label counts of what was written, in one Spark job, checked against the listing.
+    """Per-label counts of what was written, checked against the listing; errors by kind.
 
     Args:
         features, errors: the run's ``features/`` and ``errors/`` (``path``, ``label``, ...).
@@ -239,7 +246,7 @@ def count_outcomes(
     if removed is not None:
         gone = {r[LABEL]: r["count"] for r in removed.groupBy(LABEL).count().collect()}
     per_label = label_counts(rows, gone, incremental=reused is not None)
-    counts = Counts.from_per_label(per_label, model_runs)
+    counts = Counts.from_per_label(per_label, model_runs, errors_by_kind(errors))
     if counts.files_seen != listed_count:
         raise RuntimeError(
             f"accounted for {counts.files_seen} files but {listed_count} were listed"

@@ -13,7 +13,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, Field, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fruits_pipeline import __version__
 from fruits_pipeline.config import (
@@ -27,8 +27,11 @@ from fruits_pipeline.config import (
     options_of,
 )
 from fruits_pipeline.errors import EXIT_CODE_HELP, ExitCode, PipelineError
-from fruits_pipeline.manifest import Manifest
 from fruits_pipeline.progress import Progress
+from fruits_pipeline.summary import summary_lines
+
+if TYPE_CHECKING:
+    from fruits_pipeline.engines import ModelSource
 
 PROG = "fruits-pipeline"
 
@@ -73,26 +76,34 @@ PROJECT_EXAMPLES = """examples:
       --weights s3://my-eu-bucket/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"""
 
 REPORT_DESCRIPTION = """\
-Write report.html (figures embedded) and its PNGs for a finished run: the explained variance
-with k marked, the first two components by label, images per class, the probe's confusion
-matrix and the errors. Needs the [report] extra (matplotlib)."""
+Write report.html (self-contained: opens offline) and its PNGs for a finished run: the
+explained variance with k marked, the first two components (hover a point for its class and
+path, search a class to highlight it), the probe's classifiers, worst-recalled classes, most
+confused pairs and confusion heat map, images per class and errors by kind and class.
+--compare puts another run's figures beside it. Needs the [report] extra (matplotlib)."""
 
 REPORT_EXAMPLES = """examples:
   fruits-pipeline report runs/sample
   fruits-pipeline report s3://my-eu-bucket/runs/2026-11-21/ --out report-2026-11-21
+  fruits-pipeline report runs/sample-mobilenet --compare runs/sample-orb
 
 exit codes: 0 written, 1 matplotlib missing, 3 no manifest.json in RUN"""
 
 
-def run_command(config: JobConfig) -> int:
-    """Run the job (``run`` or ``project``); print the summary; return the exit code."""
+def run_command(config: JobConfig, model: ModelSource | None = None) -> int:
+    """Run the job (``run`` or ``project``); print the summary; return the exit code.
+
+    ``model``: the job's model (default ``engines.MOBILENET_V2``); tests pass a fake one to run
+    the command line's whole path, exit codes included, without the real model.
+    """
     # Spark and the model load only for a real run, not for --help.
+    from fruits_pipeline.engines import MOBILENET_V2
     from fruits_pipeline.job import run_job
     from fruits_pipeline.session import RunSession
 
     session = RunSession(config)
     try:
-        manifest = run_job(config, Progress(), session)
+        manifest = run_job(config, Progress(), session, model=model or MOBILENET_V2)
     except PipelineError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return int(error.exit_code)
@@ -223,33 +234,6 @@ def parse_job_args(argv: Sequence[str]) -> JobConfig:
     if not isinstance(config, JobConfig):
         raise ValueError(f"{command} is not a job command")
     return config
-
-
-def summary_lines(manifest: Manifest) -> list[str]:
-    """The run summary printed at the end of a succeeded run."""
-    counts, reduction, throughput = manifest.counts, manifest.reduction, manifest.throughput
-    assert counts and reduction and throughput, "a succeeded run has every section"
-    lines = [
-        f"run {manifest.status}: {manifest.output}",
-        f"  images     {counts.files_seen} seen, {counts.featurized} featurized, "
-        f"{counts.errors} errors",
-        "  labels     " + ", ".join(f"{k} {v}" for k, v in counts.images_per_label.items()),
-        f"  k          {reduction.k} ({reduction.k_rule}; "
-        f"target {reduction.target_variance}, kept {reduction.achieved_variance})",
-        f"  speed      featurize {throughput.featurize_images_per_s} img/s, whole job "
-        f"{throughput.job_images_per_s} img/s after start-up",
-        f"  weights    {manifest.weights.source} (sha256 {manifest.weights.sha256})",
-    ]
-    gate = manifest.quantization
-    if gate is not None:
-        lines.append(
-            f"  precision  int8 (calibrated on {gate.calibration_images} images; gate on "
-            f"{gate.gate_images}: cosine to f32 mean {gate.mean_cosine}, worst {gate.worst_cosine})"
-        )
-    probe = manifest.probe
-    if probe and probe.accuracy is not None and probe.macro_f1 is not None:
-        lines.append(f"  probe      accuracy {probe.accuracy:.4f}, macro F1 {probe.macro_f1:.4f}")
-    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,6 +39,12 @@ PRECISIONS = (F32, INT8)
 # MobileNetV2 (alpha 1.0) global-average-pooled output width.
 FEATURE_DIM = 1280
 
+# Feature extractors (--extractor): the CNN, or ORB descriptors pooled into a bag of visual
+# words (orb.py), whose width is its vocabulary's size.
+MOBILENET_V2 = "mobilenet_v2"
+ORB = "orb"
+EXTRACTORS = (MOBILENET_V2, ORB)
+
 # Read partitioning (also in conf/emr-configurations.json; a test keeps them equal). Spark packs
 # files into read partitions counting each file as its size plus an "open cost" (4 MB by default,
 # which makes one task per ~30 five-kilobyte JPEGs). A 64 KB open cost and an 8 MB cap give
@@ -215,6 +221,16 @@ class JobConfig:
         help="expected sha256 of the weights file: a different file is refused (exit 7); "
         "with 'imagenet', Keras checks the download against it (default: no check)",
     )
+    extractor: str = option(
+        "--extractor",
+        default=MOBILENET_V2,
+        group=MODEL,
+        commands=(RUN,),
+        choices=EXTRACTORS,
+        help="features: mobilenet_v2 (the CNN, 1280-d) or orb (OpenCV ORB descriptors pooled "
+        "into a 256-word bag of visual words, the vocabulary fitted on a seeded sample of the "
+        "run's images; no weights needed)",
+    )
     # OpenVINO: the fastest measured here, with features within 1e-4 of Keras
     # (tests/test_engines.py), and workers without TensorFlow (see the performance notes).
     engine: str = option(
@@ -321,6 +337,14 @@ class JobConfig:
         parse=int_between(1, 100_000),
         help="rows per Arrow batch sent to the model UDF",
     )
+    verbose: bool = option(
+        "--verbose",
+        default=False,
+        switch=True,
+        group=SPARK,
+        help="show Spark's own logging (INFO and up); by default only warnings that ask for "
+        "action are shown",
+    )
     # Grandparent folder names recognised as the dataset split; anything else gives split = null.
     split_names: tuple[str, ...] = field(default=SPLIT_NAMES)
 
@@ -342,4 +366,13 @@ class ReportConfig:
         group=INPUT_OUTPUT,
         commands=(REPORT,),
         help="where to write (default: RUN/report, or ./report)",
+    )
+    compare: str | None = option(
+        "--compare",
+        default=None,
+        group=INPUT_OUTPUT,
+        commands=(REPORT,),
+        metavar="OTHER_RUN",
+        help="another finished run (local or s3://) put side by side with RUN, for example the "
+        "same photos with --extractor orb",
     )

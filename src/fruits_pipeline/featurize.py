@@ -173,14 +173,15 @@ def featurize_images(featurize: Callable[[Column], Column]) -> Callable[[DataFra
     return transform
 
 
-def unpack_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+def unpack_batch(batch: pa.RecordBatch, width: int = FEATURE_DIM) -> pa.RecordBatch:
     """``(path, label, split, packed_features)`` -> ``(path, label, split, features)``.
 
-    ``packed_features`` must hold ``PACKED_BYTES`` bytes per row, none null: the values are
-    reinterpreted in place (no per-row Python) as ``list<float32>`` of ``FEATURE_DIM``.
+    ``packed_features`` must hold ``width`` float32 per row (``PACKED_BYTES`` bytes for
+    MobileNetV2's 1280), none null: the values are reinterpreted in place (no per-row Python)
+    as ``list<float32>`` of ``width``.
 
     Raises:
-        ValueError: a row is null or not exactly ``PACKED_BYTES`` long.
+        ValueError: a row is null or not exactly ``width`` float32 long.
     """
     packed = batch.column(PACKED_FEATURES)
     if packed.null_count:
@@ -188,31 +189,33 @@ def unpack_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     offsets = np.frombuffer(packed.buffers()[1], dtype=np.int32)[
         packed.offset : packed.offset + len(packed) + 1
     ]
-    if np.any(np.diff(offsets) != PACKED_BYTES):
-        raise ValueError(f"packed_features rows must be {PACKED_BYTES} bytes each")
+    row_bytes = width * PACKED_DTYPE.itemsize
+    if np.any(np.diff(offsets) != row_bytes):
+        raise ValueError(f"packed_features rows must be {row_bytes} bytes each")
     data = np.frombuffer(packed.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    return keyed_vectors(batch, FEATURES, data.view(PACKED_DTYPE).reshape(len(packed), FEATURE_DIM))
+    return keyed_vectors(batch, FEATURES, data.view(PACKED_DTYPE).reshape(len(packed), width))
 
 
-def unpack_features(df: DataFrame) -> DataFrame:
+def unpack_features(df: DataFrame, width: int = FEATURE_DIM) -> DataFrame:
     """Transform: ``(path, label, split, packed_features)`` -> ``(path, label, split, features)``.
 
-    ``features`` is ``array<float>[1280]``. Runs as ``mapInArrow``: Arrow buffers in and out,
+    ``features`` is ``array<float>[width]``. Runs as ``mapInArrow``: Arrow buffers in and out,
     so unpacking costs a memory copy per batch, not a Python call per float.
     """
 
     def unpack(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return map(unpack_batch, batches)
+        return (unpack_batch(batch, width) for batch in batches)
 
     return df.select(*KEY_COLUMNS, PACKED_FEATURES).mapInArrow(unpack, FEATURES_SCHEMA)
 
 
-def successes(df: DataFrame) -> DataFrame:
-    """Featurized rows: ``(path, label, split, features array<float>[1280])``."""
+def successes(df: DataFrame, width: int = FEATURE_DIM) -> DataFrame:
+    """Featurized rows: ``(path, label, split, features array<float>[width])``; ``width`` is
+    the extractor's (``df.transform(successes, width)``), 1280 for MobileNetV2."""
     return (
         df.where(F.col(f"{RESULT}.{ERROR_KIND}").isNull())
         .select(*KEY_COLUMNS, F.col(f"{RESULT}.{PACKED_FEATURES}").alias(PACKED_FEATURES))
-        .transform(unpack_features)
+        .transform(unpack_features, width)
     )
 
 

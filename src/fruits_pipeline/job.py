@@ -182,7 +182,9 @@ def featurize_and_account(
     featurizer = staged(
         progress,
         Stage.WORKERS,
-        lambda: start_featurizer(spark, config, model, sources.weights, precision),
+        lambda: start_featurizer(
+            spark, config, model, sources.weights, scope.to_featurize, precision
+        ),
     )
     with progress.watch_tasks(spark.sparkContext):
         featurized = staged(
@@ -193,7 +195,7 @@ def featurize_and_account(
     accounted = staged(
         progress,
         Stage.ACCOUNT,
-        lambda: write_features_and_errors(spark, config, layout, scope, featurized.images),
+        lambda: write_features_and_errors(spark, config, layout, scope, featurized),
     )
     return featurized, accounted
 
@@ -204,12 +206,15 @@ def reduce_and_probe(
     plan: RunPlan,
     progress: Progress,
     sources: Sources,
+    featurized: Featurized,
     accounted: Accounted,
 ) -> tuple[Reduced, ProbeSummary]:
     """Stages 7 to 9: fit scaler + PCA (or load the model run's), write ``pca/``, probe."""
     layout = plan.layout
     reduced = staged(
-        progress, Stage.FIT, lambda: fit_or_load(spark, config, layout, sources.model_run)
+        progress,
+        Stage.FIT,
+        lambda: fit_or_load(spark, config, layout, sources.model_run, featurized.width),
     )
     staged(
         progress,
@@ -258,7 +263,9 @@ def run_job(
         )
         manifest = manifest.with_(counts=accounted.counts)
         check_error_fraction(accounted.counts, config.max_error_fraction, plan.layout)
-        reduced, probe = reduce_and_probe(spark, config, plan, progress, sources, accounted)
+        reduced, probe = reduce_and_probe(
+            spark, config, plan, progress, sources, featurized, accounted
+        )
         speed = throughput(plan, accounted, featurized, progress.timings)
         manifest = succeeded_manifest(
             manifest, config, plan, reduced, probe, speed, progress.timings

@@ -145,3 +145,13 @@ def pca_model(spark: SparkSession, components: np.ndarray, explained: np.ndarray
     model = PCAModel(java)
     model._transfer_params_from_java()
     return model
+
+
+def set_log_levels(spark: SparkSession, loggers: list[str], level: str) -> None:
+    """Set named log4j2 loggers to ``level`` in the session's running JVM: PySpark's
+    ``SparkContext.setLogLevel`` sets the root logger only."""
+    jvm = spark.sparkContext._jvm
+    configurator = jvm.org.apache.logging.log4j.core.config.Configurator  # type: ignore[union-attr]
+    chosen = jvm.org.apache.logging.log4j.Level.getLevel(level)  # type: ignore[union-attr]
+    for name in loggers:
+        configurator.setLevel(name, chosen)

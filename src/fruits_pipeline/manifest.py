@@ -41,8 +41,8 @@ class Counts:
     """What became of every listed file, in all and per label (labels sorted).
 
     ``model_runs``: rows the featurize UDF received this run (each runs the model unless its
-    bytes do not decode), counted in the UDF itself. The incremental fields as in
-    ``LabelCounts``.
+    bytes do not decode), counted in the UDF itself. ``errors_by_kind``: ``{error_kind: files}``,
+    most frequent first. The incremental fields as in ``LabelCounts``.
     """
 
     files_seen: int
@@ -53,10 +53,14 @@ class Counts:
     featurized_new: int | None = None
     removed: int | None = None
     model_runs: int | None = None
+    errors_by_kind: dict[str, int] | None = None
 
     @classmethod
     def from_per_label(
-        cls, per_label: dict[str, LabelCounts], model_runs: int | None = None
+        cls,
+        per_label: dict[str, LabelCounts],
+        model_runs: int | None = None,
+        errors_by_kind: dict[str, int] | None = None,
     ) -> Counts:
         ordered = dict(sorted(per_label.items()))
 
@@ -73,6 +77,7 @@ class Counts:
             featurized_new=total("featurized_new"),
             removed=total("removed"),
             model_runs=model_runs,
+            errors_by_kind=errors_by_kind,
         )
 
     @property
@@ -119,26 +124,57 @@ class ReductionSummary:
 
 
 @dataclass(frozen=True)
+class ClassifierScore:
+    """One classifier of the probe: test accuracy and macro F1 (shares in [0, 1]) and the
+    seconds its ``fit`` took on the probe's training rows."""
+
+    name: str
+    accuracy: float
+    macro_f1: float
+    train_seconds: float
+
+
+@dataclass(frozen=True)
 class ProbeSummary:
-    """The linear probe (``probe.py``): ``status`` succeeded with its scores, or skipped with
-    the ``reason``. ``confusion_matrix`` is ``{"labels": [...], "matrix": rows true}``."""
+    """The probe (``probe.py``): ``status`` succeeded with its scores, or skipped with the
+    ``reason``.
+
+    ``train_images`` and ``test_images`` are the images on each side of the split;
+    ``train_rows`` the training rows the classifiers were fitted on (at most
+    ``train_rows_per_class`` per label, a seeded sample). ``accuracy``, ``macro_f1``,
+    ``per_class_recall`` and ``confusion_matrix`` (``{"labels": [...], "matrix": rows true}``)
+    are the logistic regression's; ``classifiers`` scores every classifier, that one first.
+    """
 
     status: str
     reason: str | None = None
     split: str | None = None
     train_images: int | None = None
     test_images: int | None = None
+    train_rows: int | None = None
+    train_rows_per_class: int | None = None
     accuracy: float | None = None
     macro_f1: float | None = None
     per_class_recall: dict[str, float] | None = None
     confusion_matrix: dict[str, Any] | None = None
+    classifiers: list[ClassifierScore] | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProbeSummary:
+        scores = data.get("classifiers")
+        if scores is None:
+            return cls(**data)
+        return cls(**{**data, "classifiers": [ClassifierScore(**s) for s in scores]})
 
     @property
     def detail(self) -> str:
         """One line for the progress output: the accuracy, or why there is none."""
-        if self.status == SUCCEEDED:
-            return f"test accuracy {self.accuracy:.4f} ({self.split})"
-        return self.reason or self.status
+        if self.status != SUCCEEDED:
+            return self.reason or self.status
+        scores = ", ".join(
+            f"{s.name.replace('_', ' ')} {s.accuracy:.4f}" for s in self.classifiers or []
+        )
+        return f"test accuracy {scores or f'{self.accuracy:.4f}'} ({self.split})"
 
 
 @dataclass(frozen=True)
@@ -205,6 +241,11 @@ class Manifest:
     finished_at: str | None = None
     error: str | None = None
 
+    @property
+    def extractor(self) -> str:
+        """The feature extractor the run used (runs from before the choice used MobileNetV2)."""
+        return str(self.config.get("extractor", "mobilenet_v2"))
+
     def with_(self, **changes: Any) -> Manifest:
         """A copy with ``changes`` (the manifest is immutable; stages add sections)."""
         return replace(self, **changes)
@@ -236,7 +277,6 @@ class Manifest:
             "weights": WeightsInfo,
             "residency": ResidencyInfo,
             "reduction": ReductionSummary,
-            "probe": ProbeSummary,
             "throughput": Throughput,
             "model_run": ModelRunInfo,
             "quantization": QuantizationSummary,
@@ -246,8 +286,8 @@ class Manifest:
             if item.name not in data:
                 continue
             value = data[item.name]
-            if item.name == "counts":
-                value = Counts.from_json(value)
+            if item.name in ("counts", "probe"):
+                value = (Counts if item.name == "counts" else ProbeSummary).from_json(value)
             elif item.name in sections:
                 value = sections[item.name](**value)
             values[item.name] = value

@@ -168,14 +168,13 @@ def partition_moments(matrix: np.ndarray) -> FeatureMoments:
     )
 
 
-def feature_moments(features: DataFrame) -> FeatureMoments:
-    """Mean and scatter of the ``features`` column in one pass over the data.
+def feature_moments(features: DataFrame, dim: int = FEATURE_DIM) -> FeatureMoments:
+    """Mean and scatter of the ``features`` column (``dim`` values a row) in one pass.
 
     Each task reduces its rows to ``FeatureMoments`` (NumPy on Arrow buffers, float64); the
     driver combines them. The rows are coalesced to one task per core, so at most cores x 13 MB
     of partial scatter matrices reach the driver, whatever the number of images.
     """
-    dim = FEATURE_DIM
 
     def moments(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         total = FeatureMoments.empty(dim)
@@ -223,14 +222,17 @@ def principal_components(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return eigenvectors * np.where(signs == 0, 1.0, signs), explained
 
 
-def fit_reduction(features: DataFrame, target: float, k: int | None = None) -> Reduction:
+def fit_reduction(
+    features: DataFrame, target: float, k: int | None = None, dim: int = FEATURE_DIM
+) -> Reduction:
     """Fit StandardScaler(withMean, withStd) + a full-rank PCA on ``features`` and choose k.
 
     Args:
         features: rows with ``features`` (array<float>[1280]); read from the persisted
             ``features/`` Parquet, so fitting never re-runs the model.
         target: share of variance to keep, in (0, 1]; k is the smallest that reaches it.
-        k: a fixed k (1..1280) that overrides the variance rule.
+        k: a fixed k (1..dim) that overrides the variance rule.
+        dim: values per feature vector: the extractor's width (1280 for MobileNetV2).
 
     Returns:
         The ``Reduction``: NumPy mean, std, top-k components and the variance curve.
@@ -247,7 +249,7 @@ def fit_reduction(features: DataFrame, target: float, k: int | None = None) -> R
     Pitfall: Spark's ``PCAModel.transform`` does not centre data; the scaler's
     ``withMean=True`` does, which is what makes the projection a true PCA projection.
     """
-    moments = feature_moments(features)
+    moments = feature_moments(features, dim)
     rows = moments.rows
     components, explained = principal_components(moments.standardised_covariance())
     if rows < 2 or not np.all(np.isfinite(explained)):
@@ -276,16 +278,22 @@ def project(reduction: Reduction) -> Callable[[DataFrame], DataFrame]:
     model's ``transform`` (a test checks it). Computed with NumPy matrix products on Arrow
     batches (``mapInArrow``): Spark's ``PCAModel.transform`` multiplies row by row in pure-Java
     BLAS, which took 2-4 s for 8,000 images here.
-    """
-    mean, scale, components = reduction.mean, inverse_std(reduction.std), reduction.components
-    dim = mean.size
 
-    def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            projected = ((to_matrix(batch.column(FEATURES), dim) - mean) * scale) @ components
-            yield keyed_vectors(batch, PCA_FEATURES, projected)
+    Pitfall: the arrays go to the tasks as one broadcast. Captured in the function's closure,
+    the ``d x k`` components (3 MB at k = 300) travelled inside every serialized task.
+    """
 
     def transform(df: DataFrame) -> DataFrame:
+        arrays = df.sparkSession.sparkContext.broadcast(
+            (reduction.mean, inverse_std(reduction.std), reduction.components)
+        )
+
+        def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            mean, scale, components = arrays.value
+            for batch in batches:
+                matrix = to_matrix(batch.column(FEATURES), mean.size)
+                yield keyed_vectors(batch, PCA_FEATURES, ((matrix - mean) * scale) @ components)
+
         return df.select(*KEY_COLUMNS, FEATURES).mapInArrow(apply, PCA_SCHEMA)
 
     return transform

@@ -1,10 +1,14 @@
-"""``fruits-pipeline report RUN``: a self-contained HTML report of a finished run, with PNGs.
+"""``fruits-pipeline report RUN [--compare OTHER_RUN]``: one self-contained HTML report of a
+finished run, readable at 120+ classes, with static PNGs beside it.
 
 Runs locally (not on the cluster) and needs the ``[report]`` extra (matplotlib). Reads
 ``manifest.json`` and the ``pca/`` and ``errors/`` Parquet of RUN (a local folder or an
-``s3://`` prefix, downloaded with boto3), draws five views and embeds them in ``report.html``:
-the cumulative explained variance with k and the target marked, the first two principal
-components coloured by label, images per class, the probe's confusion matrix, and the errors.
+``s3://`` prefix, downloaded with boto3). ``report.html`` holds the run's facts, the explained
+variance curve, an interactive 2-D projection (hover, search and highlight a class), the probe's
+classifiers, tables and confusion heat map, images per class and errors by kind and class; its
+one script is embedded (``report.js``), so it opens offline. ``variance.png``, ``scatter.png``
+and ``confusion.png`` are the static figures, for slides and summaries. With ``--compare``, a
+section puts OTHER_RUN's figures beside RUN's (for example mobilenet_v2 against orb features).
 """
 
 from __future__ import annotations
@@ -13,24 +17,30 @@ import base64
 import html
 import sys
 import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from fruits_pipeline import report_html
 from fruits_pipeline.config import ReportConfig
 from fruits_pipeline.errors import ExitCode
 from fruits_pipeline.layout import ERRORS, MANIFEST, PCA, RunLayout
 from fruits_pipeline.manifest import SUCCEEDED, Manifest, ProbeSummary
 from fruits_pipeline.storage import is_s3_uri, parse_s3_uri, s3_client
 
-# Every figure is drawn at this size: 800 x 500 pixels.
+# Every static figure is drawn at this size: 800 x 500 pixels.
 FIGURE_INCHES = (8.0, 5.0)
 FIGURE_DPI = 100
-SCATTER_PER_LABEL = 300  # points per label in the scatter: readable, and cheap to draw
+FIGURES = ("variance", "scatter", "confusion")
+LEGEND_MAX_CLASSES = 20  # above, the static scatter has no legend (the HTML one is searchable)
+# Points per label in the projections: all labels together stay near PROJECTION_POINTS, so the
+# page stays light at 120+ classes, and a small class keeps at least MIN_PER_LABEL points.
+PROJECTION_POINTS = 12_000
+MIN_PER_LABEL, MAX_PER_LABEL = 20, 300
 ERRORS_SHOWN = 200
-FIGURES = ("variance", "scatter", "counts", "confusion")
 
 
 def fetch_run(location: str, scratch: Path) -> Path:
@@ -97,70 +107,57 @@ def plot_variance(manifest: Manifest, path: Path) -> Path:
     return _save(figure, path)
 
 
-def plot_scatter(pca: pd.DataFrame, seed: int, path: Path) -> Path:
+def plot_scatter(points: dict[str, Any], path: Path) -> Path:
+    """The projection's points (``report_html.projection_data``) as a static PNG; a legend only
+    up to ``LEGEND_MAX_CLASSES`` classes."""
     figure, axes = _figure()
-    axes.set_title("First two principal components, coloured by label")
-    if pca.empty:
+    labels = points["labels"]
+    axes.set_title(f"First two principal components, {len(labels)} classes")
+    if not points["shown"]:
         _message(axes, "no featurized images")
         return _save(figure, path)
-    # Shuffle once (seeded), then keep the first rows of each label: a fixed random sample.
-    sample = pca.sample(frac=1.0, random_state=seed).groupby("label").head(SCATTER_PER_LABEL)
-    points = np.stack(sample["pca_features"].to_numpy())
-    second = points[:, 1] if points.shape[1] > 1 else np.zeros(len(points))
-    for label in sorted(sample["label"].unique()):
-        mask = (sample["label"] == label).to_numpy()
-        axes.scatter(points[mask, 0], second[mask], s=12, alpha=0.7, label=label)
+    x, y, index = (np.asarray(points[name]) for name in ("x", "y", "label"))
+    for position, (label, colour) in enumerate(zip(labels, points["colours"], strict=True)):
+        mask = index == position
+        axes.scatter(
+            x[mask], y[mask], s=6 if len(labels) > 20 else 12, alpha=0.7, color=colour, label=label
+        )
     axes.set_xlabel("principal component 1")
-    axes.set_ylabel("principal component 2" if points.shape[1] > 1 else "(k = 1: no second)")
+    axes.set_ylabel("principal component 2")
     axes.grid(alpha=0.3)
-    axes.legend(title="label", fontsize=8, loc="best", markerscale=1.5, ncol=2)
+    if len(labels) <= LEGEND_MAX_CLASSES:
+        axes.legend(title="label", fontsize=8, loc="best", markerscale=1.5, ncol=2)
     return _save(figure, path)
 
 
-def plot_counts(manifest: Manifest, path: Path) -> Path:
-    per_label = manifest.counts.per_label if manifest.counts else {}
-    labels = sorted(per_label)
-    featurized = [per_label[label].featurized for label in labels]
-    errors = [per_label[label].errors for label in labels]
+def plot_confusion(probe: ProbeSummary | None, path: Path) -> Path:
+    """The logistic regression's confusion matrix, shares of the true class (rows); names on
+    the axes and counts in the cells only while they stay legible."""
     figure, axes = _figure()
-    axes.set_title("Images per class")
-    if not labels:
-        _message(axes, "no counts: the run stopped before featurizing")
+    axes.set_title("Probe (logistic regression): confusion matrix on the test images")
+    if probe is None or probe.status != SUCCEEDED or probe.confusion_matrix is None:
+        _message(axes, f"probe skipped: {probe.reason if probe else 'not run'}")
         return _save(figure, path)
-    positions = np.arange(len(labels))
-    axes.barh(positions, featurized, color="tab:blue", label="featurized")
-    axes.barh(positions, errors, left=featurized, color="tab:red", label="errors")
-    axes.set_yticks(positions, labels)
-    axes.invert_yaxis()
-    axes.set_xlabel("images")
-    axes.set_xlim(0, max(f + e for f, e in zip(featurized, errors, strict=True)) * 1.25)
-    axes.legend(loc="lower right")  # in the headroom the limit above leaves
-    axes.grid(axis="x", alpha=0.3)
-    return _save(figure, path)
-
-
-def plot_confusion(manifest: Manifest, path: Path) -> Path:
-    probe = manifest.probe or ProbeSummary(status="skipped", reason="no probe in this run")
-    figure, axes = _figure()
-    axes.set_title("Linear probe: confusion matrix on the test images")
-    if probe.status != SUCCEEDED or probe.confusion_matrix is None:
-        _message(axes, f"probe skipped: {probe.reason}")
-        return _save(figure, path)
-    labels = probe.confusion_matrix["labels"]
-    matrix = np.asarray(probe.confusion_matrix["matrix"])
-    image = axes.imshow(matrix, cmap="Blues")
-    figure.colorbar(image, ax=axes, label="test images")
-    ticks = np.arange(len(labels))
-    axes.set_xticks(ticks, labels, rotation=45, ha="right", fontsize=8)
-    axes.set_yticks(ticks, labels, fontsize=8)
+    labels, matrix = report_html.confusion_frame(probe)
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    image = axes.imshow(np.sqrt(shares), cmap="Blues", vmin=0, vmax=1)
+    colorbar = figure.colorbar(image, ax=axes, label="share of the true class")
+    colorbar.set_ticks(np.sqrt([0, 0.05, 0.25, 0.5, 1]), labels=["0", ".05", ".25", ".5", "1"])
     axes.set_xlabel(f"predicted label (accuracy {probe.accuracy:.3f})")
     axes.set_ylabel("true label")
-    if len(labels) <= 30:
-        threshold = matrix.max() / 2
+    if len(labels) <= report_html.AXIS_LABELS_MAX_CLASSES:
+        ticks = np.arange(len(labels))
+        axes.set_xticks(ticks, labels, rotation=45, ha="right", fontsize=7)
+        axes.set_yticks(ticks, labels, fontsize=7)
+    if len(labels) <= report_html.CELL_TEXT_MAX_CLASSES:
         for (row, column), value in np.ndenumerate(matrix):
-            axes.text(column, row, str(value), ha="center", va="center", fontsize=8,
-                      color="white" if value > threshold else "black")  # fmt: skip
+            colour = "white" if shares[row, column] > 0.5 else "black"
+            axes.text(column, row, str(value), ha="center", va="center", fontsize=8, color=colour)
     return _save(figure, path)
+
+
+def per_label_points(labels: int) -> int:
+    return max(MIN_PER_LABEL, min(MAX_PER_LABEL, PROJECTION_POINTS // max(labels, 1)))
 
 
 def _embedded(path: Path, caption: str) -> str:
@@ -171,31 +168,68 @@ def _embedded(path: Path, caption: str) -> str:
     )
 
 
-def _errors_section(errors: pd.DataFrame) -> str:
+def counts_section(manifest: Manifest) -> str:
+    """Images per class, fewest featurized first (sortable, folded beyond a screenful)."""
+    per_label = manifest.counts.per_label if manifest.counts else {}
+    if not per_label:
+        return "<h2>Images per class</h2><p>No counts: the run stopped before featurizing.</p>"
+    rows = sorted(
+        ((label, c.files_seen, c.featurized, c.errors) for label, c in per_label.items()),
+        key=lambda row: (row[2], row[0]),
+    )
+    return (
+        f"<h2>Images per class</h2><p>{len(rows):,} classes, from {rows[0][2]:,} to "
+        f"{rows[-1][2]:,} featurized images; fewest first.</p>"
+        + report_html.table(["class", "files", "featurized", "errors"], rows, sortable=True)
+    )
+
+
+def errors_section(errors: pd.DataFrame) -> str:
+    """Errors by kind, by class, and the first ``ERRORS_SHOWN`` files with their message."""
     if errors.empty:
         return "<h2>Errors</h2><p>None: every image was featurized.</p>"
     by_kind = errors["error_kind"].value_counts()
-    rows = "".join(
-        f"<tr><td>{html.escape(str(r.path))}</td><td>{html.escape(str(r.label))}</td>"
-        f"<td>{html.escape(str(r.error_kind))}</td><td>{html.escape(str(r.error_message))}</td></tr>"
-        for r in errors.sort_values("path").head(ERRORS_SHOWN).itertuples()
-    )
-    kinds = ", ".join(f"{kind}: {count}" for kind, count in by_kind.items())
-    shown = f" (first {ERRORS_SHOWN} shown)" if len(errors) > ERRORS_SHOWN else ""
+    by_class = errors.groupby(["label", "error_kind"]).size().reset_index(name="files")
+    by_class = by_class.sort_values(["files", "label"], ascending=[False, True])
+    files = errors.sort_values("path").head(ERRORS_SHOWN)
+    shown = f"; the first {ERRORS_SHOWN} files below" if len(errors) > ERRORS_SHOWN else ""
     return (
-        f"<h2>Errors</h2><p>{len(errors)} images could not be used{shown}. {kinds}.</p>"
-        "<table><tr><th>path</th><th>label</th><th>kind</th><th>message</th></tr>"
-        f"{rows}</table>"
+        f"<h2>Errors</h2><p>{len(errors):,} images could not be used{shown}.</p>"
+        "<h3>By kind</h3>"
+        + report_html.table(["kind", "files"], [(k, int(n)) for k, n in by_kind.items()])
+        + "<h3>By class</h3>"
+        + report_html.table(
+            ["class", "kind", "files"],
+            [(r.label, r.error_kind, int(r.files)) for r in by_class.itertuples()],
+            sortable=True,
+        )
+        + "<h3>Files</h3>"
+        + report_html.table(
+            ["path", "label", "kind", "message"],
+            [(r.path, r.label, r.error_kind, r.error_message) for r in files.itertuples()],
+        )
     )
 
 
-_STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:900px;color:#222}
-table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;padding:.2em .5em}
-dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:bold}
-figure{margin:1.5em 0}img{max-width:100%;border:1px solid #eee}figcaption{color:#555}"""
+def probe_section(probe: ProbeSummary | None) -> str:
+    """The classifiers' scores, the probe tables and the confusion heat map."""
+    if probe is None or probe.status != SUCCEEDED:
+        reason = html.escape(probe.reason if probe else "not run")
+        return f'<h2 id="probe">Probe</h2><p>Skipped: {reason}</p>'
+    rows = probe.train_rows if probe.train_rows is not None else probe.train_images
+    return (
+        '<h2 id="probe">Probe</h2>'
+        f"<p>{html.escape(probe.split or '')}: trained on {rows:,} of "
+        f"{probe.train_images:,} training images (at most {probe.train_rows_per_class or 'all'} "
+        f"per class, a seeded sample), tested on {probe.test_images:,}.</p>"
+        + report_html.classifier_table(probe)
+        + report_html.probe_tables(probe)
+        + "<h3>Confusion matrix of the logistic regression (rows: true class; hover a cell)</h3>"
+        + report_html.heat_map(probe)
+    )
 
 
-def render_html(manifest: Manifest, figures: dict[str, Path], errors: pd.DataFrame) -> str:
+def facts_section(manifest: Manifest) -> str:
     counts, reduction, probe = manifest.counts, manifest.reduction, manifest.probe
     accuracy = (
         f"{probe.accuracy:.4f} (macro F1 {probe.macro_f1:.4f}; {probe.split})"
@@ -206,8 +240,9 @@ def render_html(manifest: Manifest, figures: dict[str, Path], errors: pd.DataFra
         "status": manifest.status + (f": {manifest.error}" if manifest.error else ""),
         "input": manifest.input,
         "output": manifest.output,
-        "images": f"{counts.files_seen} seen, {counts.featurized} featurized, "
-        f"{counts.errors} errors"
+        "extractor": manifest.extractor,
+        "images": f"{counts.files_seen:,} seen, {counts.featurized:,} featurized, "
+        f"{counts.errors:,} errors in {len(counts.per_label):,} classes"
         if counts
         else "not counted",
         "k": f"{reduction.k} components ({reduction.k_rule}; target "
@@ -218,60 +253,115 @@ def render_html(manifest: Manifest, figures: dict[str, Path], errors: pd.DataFra
         "weights": f"{manifest.weights.source} (sha256 {manifest.weights.sha256})",
         "finished": manifest.finished_at or "",
     }
-    captions = {
-        "variance": "Cumulative explained variance; the dashed line is the target, the dotted "
-        "line the chosen k.",
-        "scatter": f"Test and training images on the first two components (at most "
-        f"{SCATTER_PER_LABEL} per label).",
-        "counts": "Images per class: featurized, and errors.",
-        "confusion": "The linear probe's confusion matrix: rows are true labels.",
-    }
-    facts_html = "".join(
+    items = "".join(
         f"<dt>{html.escape(key)}</dt><dd>{html.escape(str(value))}</dd>"
         for key, value in facts.items()
     )
-    figures_html = "".join(_embedded(figures[name], captions[name]) for name in FIGURES)
+    return f"<dl>{items}</dl>"
+
+
+_STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}td,th{border:1px solid #ccc;
+padding:.2em .5em}th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
+table.sortable th{cursor:pointer}table.sortable th[data-order=asc]::after{content:" ▲"}
+table.sortable th[data-order=desc]::after{content:" ▼"}
+table.folded tbody tr:nth-child(n+21){display:none}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:bold}
+figure{margin:1.5em 0}img{max-width:100%;border:1px solid #eee}figcaption{color:#555}
+canvas{border:1px solid #eee;display:block;margin-top:.5em;max-width:100%}
+#tip{position:absolute;display:none;background:#fff;border:1px solid #888;padding:.3em .5em;
+font-size:.8em;white-space:pre;pointer-events:none;box-shadow:0 1px 4px #0003}
+#picked{color:#555}svg.heat text{font-size:9px}svg.heat text.row{text-anchor:end;
+dominant-baseline:middle}svg.heat text.cell{text-anchor:middle;dominant-baseline:middle}"""
+
+
+def render_html(
+    manifest: Manifest,
+    figures: dict[str, Path],
+    points: dict[str, Any],
+    errors: pd.DataFrame,
+    comparison: str = "",
+) -> str:
+    """The whole page: facts, variance figure, projection, probe, counts, errors, comparison."""
+    script = resources.files("fruits_pipeline").joinpath("report.js").read_text("utf-8")
+    variance = _embedded(
+        figures["variance"],
+        "Cumulative explained variance; the dashed line is the target, the dotted line the "
+        "chosen k.",
+    )
+    shown = (
+        '<h2 id="projection">First two principal components</h2>'
+        f"<p>{points['shown']:,} of "
+        f"{points['total']:,} images, at most {per_label_points(len(points['labels']))} per "
+        "class. Hover a point for its class and path; type or pick a class, or click a point, "
+        "to highlight its class.</p>"
+    )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>fruits-pipeline report</title><style>{_STYLE}</style></head><body>"
-        f"<h1>fruits-pipeline run report</h1><dl>{facts_html}</dl>{figures_html}"
-        f"{_errors_section(errors)}</body></html>"
+        f"<h1>fruits-pipeline run report</h1>{facts_section(manifest)}{comparison}{variance}"
+        f"{shown}{report_html.projection(points)}{probe_section(manifest.probe)}"
+        f"{counts_section(manifest)}{errors_section(errors)}"
+        f"<script>{script}</script></body></html>"
     )
 
 
-def write_report(run: Path, out: Path, seed: int = 42) -> Path:
-    """Draw the figures of the run in ``run`` into ``out``; return the path of report.html."""
+def read_run(run: Path) -> tuple[Manifest, pd.DataFrame, pd.DataFrame]:
+    """The manifest, ``pca/`` and ``errors/`` of a local run folder (empty frames if absent)."""
     layout = RunLayout(str(run))
     manifest = Manifest.loads(Path(layout.manifest).read_text())
     pca_dir, errors_dir = Path(layout.pca), Path(layout.errors)
-    pca = pd.read_parquet(pca_dir) if pca_dir.is_dir() else pd.DataFrame(columns=["label"])
+    pca = (
+        pd.read_parquet(pca_dir)
+        if pca_dir.is_dir()
+        else pd.DataFrame(columns=["path", "label", "pca_features"])
+    )
     errors = pd.read_parquet(errors_dir) if errors_dir.is_dir() else pd.DataFrame()
+    return manifest, pca, errors
+
+
+def write_report(run: Path, out: Path, seed: int = 42, compare: Path | None = None) -> Path:
+    """Draw the figures of the run in ``run`` into ``out``; return the path of report.html.
+
+    ``compare``: another local run folder, put side by side with ``run`` in the page.
+    """
+    from fruits_pipeline.compare import comparison_section
+
+    manifest, pca, errors = read_run(run)
+    prefix = manifest.input.rstrip("/") + "/"
+    points = report_html.projection_data(
+        pca, seed, per_label_points(pca["label"].nunique()), prefix
+    )
     out.mkdir(parents=True, exist_ok=True)
     figures = {
         "variance": plot_variance(manifest, out / "variance.png"),
-        "scatter": plot_scatter(pca, seed, out / "scatter.png"),
-        "counts": plot_counts(manifest, out / "counts.png"),
-        "confusion": plot_confusion(manifest, out / "confusion.png"),
+        "scatter": plot_scatter(points, out / "scatter.png"),
+        "confusion": plot_confusion(manifest.probe, out / "confusion.png"),
     }
+    other = read_run(compare)[0] if compare else None
+    comparison = comparison_section(manifest, other) if other else ""
     report = out / "report.html"
-    report.write_text(render_html(manifest, figures, errors), encoding="utf-8")
+    report.write_text(render_html(manifest, figures, points, errors, comparison), "utf-8")
     return report
 
 
 def main(config: ReportConfig) -> int:
-    """``fruits-pipeline report``: write the report of ``config.run``; return the exit code."""
+    """``fruits-pipeline report``: write the report of ``config.run`` (beside ``config.compare``
+    when given); return the exit code."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        print("fruits-pipeline report needs matplotlib: pip install 'fruits-pipeline[report]'",
-              file=sys.stderr)  # fmt: skip
+        message = "fruits-pipeline report needs matplotlib: pip install 'fruits-pipeline[report]'"
+        print(message, file=sys.stderr)
         return int(ExitCode.FAILURE)
     with tempfile.TemporaryDirectory(prefix="fruits-report-") as scratch:
-        run = fetch_run(config.run, Path(scratch))
-        if not Path(RunLayout(str(run)).manifest).is_file():
-            print(f"fruits-pipeline report: no manifest.json in {config.run}", file=sys.stderr)
-            return int(ExitCode.NO_INPUT)
+        run = fetch_run(config.run, Path(scratch) / "run")
+        other = fetch_run(config.compare, Path(scratch) / "other") if config.compare else None
+        for location, folder in ((config.run, run), (config.compare, other)):
+            if folder is not None and not Path(RunLayout(str(folder)).manifest).is_file():
+                print(f"fruits-pipeline report: no manifest.json in {location}", file=sys.stderr)
+                return int(ExitCode.NO_INPUT)
         default = Path("report") if is_s3_uri(config.run) else run / "report"
-        report = write_report(run, Path(config.out) if config.out else default)
+        report = write_report(run, Path(config.out) if config.out else default, compare=other)
     print(f"report written: {report}")
     return int(ExitCode.OK)

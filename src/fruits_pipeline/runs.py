@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 
-from fruits_pipeline.config import F32, JobConfig
+from fruits_pipeline.config import F32, ORB, JobConfig
 from fruits_pipeline.errors import NoInputError, UsageError, WeightsError
 from fruits_pipeline.jvm import exists
 from fruits_pipeline.layout import RunLayout
@@ -55,16 +55,23 @@ def load_previous_run(
 
     Raises:
         NoInputError: (exit 3) it did not succeed, predates the inventory, or made its features
-            differently (other weights, image size, engine or precision): then none could be
-            reused.
-        UsageError: it is this run's own ``--output`` (``--overwrite`` would delete it first).
+            differently (other extractor, weights, image size, engine or precision): then
+            none could be reused.
+        UsageError: it is this run's own ``--output`` (``--overwrite`` would delete it first),
+            or this run extracts ``orb`` features.
     """
     run = config.incremental_from
     assert run is not None
     if run.rstrip("/") == config.output_uri.rstrip("/"):
         raise UsageError("--incremental-from must be another run than --output")
+    if config.extractor == ORB:
+        raise UsageError(
+            "--incremental-from runs extract mobilenet_v2 features only: an orb run fits its "
+            "visual vocabulary afresh, so the previous run's histograms would not match it"
+        )
     manifest = _succeeded(spark, run, NoInputError, "--incremental-from")
     made = {
+        "extractor": (manifest.extractor, config.extractor),
         "weights sha256": (manifest.weights.sha256, weights.sha256),
         "image size": (manifest.config.get("image_size"), config.image_size),
         "engine": (manifest.config.get("engine"), config.engine),
@@ -108,12 +115,17 @@ def load_model_run(spark: SparkSession, config: JobConfig, weights: LoadedWeight
     Raises:
         WeightsError: (exit 7) the weights loaded have another sha256 than the run's: its PCA
             was fitted on other features. Both hashes are in the message.
-        UsageError: the run did not succeed, or made its features at another image size or
-            precision.
+        UsageError: the run did not succeed, or made its features with another extractor, or
+            at another image size or precision.
     """
     run = config.model_run
     assert run is not None
     manifest = _succeeded(spark, run, UsageError, "--model")
+    if manifest.extractor != config.extractor:
+        raise UsageError(
+            f"--model {run} was fitted on {manifest.extractor} features; project makes "
+            f"{config.extractor} features, which its scaler + PCA cannot take"
+        )
     if manifest.weights.sha256 != weights.sha256:
         raise WeightsError(
             f"--model {run} was fitted on features of weights with sha256 "

@@ -9,6 +9,7 @@ from pyspark.sql import SparkSession
 
 from fruits_pipeline.config import FILE_OPEN_COST_BYTES, MAX_PARTITION_BYTES, JobConfig
 from fruits_pipeline.errors import UsageError
+from fruits_pipeline.logs import log4j2_java_option, quiet_running_jvm
 from fruits_pipeline.model import TENSORFLOW_ENV
 from fruits_pipeline.s3a import find_jars, s3_endpoint, s3a_settings
 from fruits_pipeline.storage import is_s3_uri
@@ -26,14 +27,14 @@ def launched_by_spark_submit() -> bool:
 
 def session_settings(config: JobConfig) -> dict[str, str]:
     """The job's Spark settings (the same as conf/emr-configurations.json's, a test checks)."""
-    return {
+    quiet = {} if config.verbose else {"spark.log.level": "WARN"}
+    return quiet | {
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(config.arrow_batch_size),
         "spark.python.worker.reuse": "true",
         "spark.speculation": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL": TENSORFLOW_ENV["TF_CPP_MIN_LOG_LEVEL"],
         "spark.executorEnv.TF_CPU_ALLOCATOR_USE_BFC": TENSORFLOW_ENV["TF_CPU_ALLOCATOR_USE_BFC"],
-        "spark.log.level": "WARN",
         "spark.sql.files.openCostInBytes": str(FILE_OPEN_COST_BYTES),
         "spark.sql.files.maxPartitionBytes": str(MAX_PARTITION_BYTES),
         # toPandas() of the partial scatter matrices (13 MB each, reduction.py) goes through Arrow.
@@ -66,6 +67,7 @@ def build_session(config: JobConfig, bucket_regions: dict[str, str]) -> SparkSes
     builder = SparkSession.builder.appName("fruits-pipeline")
     for key, value in session_settings(config).items():
         builder = builder.config(key, value)
+    java_options: list[str] = []
     master = config.master or (None if launched_by_spark_submit() else "local[*]")
     if master:
         builder = builder.master(master)
@@ -74,13 +76,20 @@ def build_session(config: JobConfig, bucket_regions: dict[str, str]) -> SparkSes
         # python3 on PATH. When Python starts the JVM, PySpark 3.5 takes the workers' Python
         # from PYSPARK_PYTHON only (the spark.pyspark.python conf is read by spark-submit).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        builder = builder.config("spark.driver.extraJavaOptions", LOCAL_JVM_OPTIONS)
+        java_options.append(LOCAL_JVM_OPTIONS)
+    if not launched_by_spark_submit() and not config.verbose:
+        java_options.append(log4j2_java_option())  # read as the JVM starts: no WARN from then on
+    if java_options:
+        builder = builder.config("spark.driver.extraJavaOptions", " ".join(java_options))
     if not launched_by_spark_submit() and any(
         is_s3_uri(uri) for uri in (config.input_uri, config.output_uri)
     ):
         for key, value in s3a_settings(find_jars(), bucket_regions, s3_endpoint()).items():
             builder = builder.config(key, value)
-    return builder.getOrCreate()
+    session = builder.getOrCreate()
+    if not config.verbose:  # a JVM spark-submit started has its own log configuration
+        quiet_running_jvm(session)
+    return session
 
 
 class RunSession:

@@ -36,7 +36,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fruits_pipeline.accounting import Listing, add_skipped, count_outcomes, list_input
-from fruits_pipeline.config import F32, INT8, OPENVINO, JobConfig
+from fruits_pipeline.config import F32, FEATURE_DIM, INT8, OPENVINO, ORB, JobConfig
 from fruits_pipeline.engines import (
     ModelSource,
     OpenVinoFactory,
@@ -51,6 +51,7 @@ from fruits_pipeline.jvm import file_length
 from fruits_pipeline.layout import RunLayout
 from fruits_pipeline.manifest import Counts, ProbeSummary, QuantizationSummary, ResidencyInfo
 from fruits_pipeline.model import LoadedWeights
+from fruits_pipeline.orb import fit_vocabulary, make_orb_udf
 from fruits_pipeline.plan import RunPlan
 from fruits_pipeline.probe import run_probe
 from fruits_pipeline.progress import Progress
@@ -61,6 +62,9 @@ from fruits_pipeline.residency import check_buckets, check_driver_region, valida
 from fruits_pipeline.runs import ModelRun, PreviousRun, load_model_run, load_previous_run
 from fruits_pipeline.schema import CONTENT, PATH, RESULT
 from fruits_pipeline.writing import existing_outputs, write_parquet
+
+# What the manifest records as the weights of a run with orb features: they use no model.
+NO_WEIGHTS = LoadedWeights(source="none: orb features use no model", sha256="none", arrays=[])
 
 
 class Stage(Enum):
@@ -142,8 +146,9 @@ class Sources:
 def load_sources(
     spark: SparkSession, config: JobConfig, plan: RunPlan, model: ModelSource, region: str | None
 ) -> Sources:
-    """Stage 2: the weights (``model.load_weights``), then the other runs the plan names."""
-    weights = model.load_weights(config, region)
+    """Stage 2: the weights (``model.load_weights``; ``NO_WEIGHTS`` for orb features), then
+    the other runs the plan names."""
+    weights = NO_WEIGHTS if config.extractor == ORB else model.load_weights(config, region)
     return Sources(
         weights=weights,
         previous=load_previous_run(spark, config, weights) if plan.reuse_from else None,
@@ -217,13 +222,13 @@ def choose_precision(config: JobConfig, weights: LoadedWeights, scope: Scope) ->
     f32 does nothing here.
 
     Raises:
-        UsageError: int8 with an engine other than openvino.
+        UsageError: int8 with an engine other than openvino, or with orb features.
         QualityGateError: (exit 8) the gate refused the int8 model; nothing was written.
     """
     if config.precision == F32:
         return Precision(F32, None, None)
-    if config.engine != OPENVINO:
-        raise UsageError(f"--precision {INT8} needs --engine {OPENVINO}")
+    if config.engine != OPENVINO or config.extractor == ORB:
+        raise UsageError(f"--precision {INT8} needs --engine {OPENVINO} and the CNN extractor")
     f32 = openvino_model(weights, config.image_size)
     threads = os.cpu_count() or 1
     model, record = checked_int8_model(
@@ -252,16 +257,20 @@ def start_workers(spark: SparkSession, featurize: Callable[[Column], Column]) ->
 
 @dataclass(frozen=True)
 class Featurizer:
-    """The featurize UDF (``featurize.make_featurize_udf``), its workers started, and the
-    accumulator counting the rows it sends to the model."""
+    """The featurize UDF (``featurize.make_featurize_udf``, or ``orb.make_orb_udf``), its
+    workers started, the accumulator counting the rows it is given, and ``width``: the values
+    of one feature vector (1280, or the orb vocabulary's size)."""
 
     udf: Callable[[Column], Column]
     rows_seen: Accumulator[int]
     engine: str
     warmed: int
+    width: int
 
     @property
     def detail(self) -> str:
+        if self.engine == ORB:
+            return f"orb: {self.width} visual words fitted and broadcast, workers started"
         return f"{self.engine} model loaded in the Python workers ({self.warmed} tasks)"
 
 
@@ -270,34 +279,44 @@ def start_featurizer(
     config: JobConfig,
     model: ModelSource,
     weights: LoadedWeights,
+    images: DataFrame,
     precision: Precision,
 ) -> Featurizer:
-    """Stage 4: build what the workers run (``model.predictor_factory``: the openvino engine
-    converts the model here; or the int8 IR ``precision`` holds), broadcast it and start every
-    worker with it."""
-    broadcast, threads = spark.sparkContext.broadcast, config.model_threads
+    """Stage 4: build what the workers run, broadcast it and start every worker with it: the
+    model (``model.predictor_factory``: the openvino engine converts it here; or the int8 IR
+    ``precision`` holds), or for orb features the visual vocabulary, fitted on a seeded sample
+    of ``images``."""
+    rows_seen = spark.sparkContext.accumulator(0)
+    broadcast = spark.sparkContext.broadcast
+    if config.extractor == ORB:
+        words = fit_vocabulary(images, config.image_size, config.seed)
+        udf = make_orb_udf(broadcast(words), config.image_size, rows_seen)
+        return Featurizer(udf, rows_seen, ORB, start_workers(spark, udf), len(words))
     if precision.model is not None:
-        factory: PredictorFactory = OpenVinoFactory(broadcast(precision.model), threads)
+        factory: PredictorFactory = OpenVinoFactory(
+            broadcast(precision.model), config.model_threads
+        )
     else:
         factory = model.predictor_factory(config, weights, broadcast)
-    rows_seen = spark.sparkContext.accumulator(0)
     udf = make_featurize_udf(factory, config.image_size, config.batch_size, rows_seen)
     engine = f"{config.engine} {precision.precision}"
-    return Featurizer(udf, rows_seen, engine, start_workers(spark, udf))
+    return Featurizer(udf, rows_seen, engine, start_workers(spark, udf), FEATURE_DIM)
 
 
 @dataclass(frozen=True)
 class Featurized:
-    """``images``: the rows the model was given in the featurize stage."""
+    """``images``: the rows the model was given in the featurize stage; ``width``: the values
+    of each feature vector."""
 
     images: int
+    width: int
 
 
 def featurize_to_staging(images: DataFrame, featurizer: Featurizer, staging: str) -> Featurized:
     """Stage 5: run the model once per image of ``images`` into the staging Parquet."""
     before = featurizer.rows_seen.value
     write_parquet(images.transform(featurize_images(featurizer.udf)), staging)
-    return Featurized(featurizer.rows_seen.value - before)
+    return Featurized(featurizer.rows_seen.value - before, featurizer.width)
 
 
 @dataclass(frozen=True)
@@ -318,7 +337,7 @@ class Accounted:
 
 
 def write_features_and_errors(
-    spark: SparkSession, config: JobConfig, layout: RunLayout, scope: Scope, model_runs: int
+    spark: SparkSession, config: JobConfig, layout: RunLayout, scope: Scope, featurized: Featurized
 ) -> Accounted:
     """Stage 6: every listed file gets its outcome, then ``features/``, ``errors/`` and
     ``inventory/`` are written and counted (``accounting.count_outcomes``).
@@ -336,7 +355,8 @@ def write_features_and_errors(
         listing.files, accounted, layout.staging, length, config.split_names, listing.hidden
     )
     staged_rows = spark.read.parquet(layout.staging)
-    features, errors = staged_rows.transform(successes), staged_rows.transform(failures)
+    features = staged_rows.transform(successes, featurized.width)
+    errors = staged_rows.transform(failures)
     if increment is not None:
         features = features.unionByName(increment.reused_features)
         errors = errors.unionByName(increment.reused_errors)
@@ -349,7 +369,7 @@ def write_features_and_errors(
         listing.count,
         reused=increment.unchanged if increment is not None else None,
         removed=increment.removed if increment is not None else None,
-        model_runs=model_runs,
+        model_runs=featurized.images,
     )
     return Accounted(counts, increment is not None)
 
@@ -381,13 +401,26 @@ class Reduced:
 
 
 def fit_or_load(
-    spark: SparkSession, config: JobConfig, layout: RunLayout, model_run: ModelRun | None
+    spark: SparkSession,
+    config: JobConfig,
+    layout: RunLayout,
+    model_run: ModelRun | None,
+    width: int,
 ) -> Reduced:
-    """Stage 7: fit scaler + PCA on ``features/`` and save them as ``model/``; or, for
-    ``project``, take the model run's as they are."""
+    """Stage 7: fit scaler + PCA on ``features/`` (``width`` values a row) and save them as
+    ``model/``; or, for ``project``, take the model run's as they are.
+
+    Raises:
+        UsageError: ``--k`` is above ``width`` (orb features have fewer than MobileNetV2's).
+    """
     if model_run is not None:
         return Reduced(model_run.reduction, model_run.uri)
-    reduction = fit_reduction(spark.read.parquet(layout.features), config.variance, config.k)
+    if config.k is not None and config.k > width:
+        raise UsageError(
+            f"--k {config.k} is above the {width} values of {config.extractor} features"
+        )
+    features = spark.read.parquet(layout.features)
+    reduction = fit_reduction(features, config.variance, config.k, dim=width)
     export_pipeline_model(spark, reduction).write().overwrite().save(layout.model)
     return Reduced(reduction, None)
 

@@ -1,5 +1,5 @@
-"""Issue 14: incremental runs reuse what did not change; ``project`` scores new photos with a
-saved run's scaler + PCA. Real runs of the job on sample photos."""
+"""Incremental runs reuse what did not change; ``project`` scores new photos with a saved run's
+scaler + PCA. Whole runs of the command line, in-process, with the fake model (tests/fakes.py)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ import pytest
 from pyspark.ml import PipelineModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 
-from fruits_pipeline.cli import main
+from fruits_pipeline.cli import parse_job_args, run_command
 from fruits_pipeline.errors import ExitCode
 from fruits_pipeline.reduction import PCA_COL, VECTOR_COL
-from tests.conftest import SAMPLE, WEIGHTS
+from tests.conftest import SAMPLE
+from tests.fakes import FAKE_MODEL, FAKE_SHA256
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.spark
 
 LABELS = ("apple", "mango", "Cocos")
 
@@ -29,8 +30,13 @@ def photos(split: str, label: str) -> list[Path]:
     return sorted((SAMPLE / split / label).glob("*.jpg"))
 
 
+def command(*argv: str) -> int:
+    """A command line's exit code, run in-process with the fake model."""
+    return run_command(parse_job_args(argv), model=FAKE_MODEL)
+
+
 def run(*args: str) -> int:
-    return main(["run", *args, "--weights", str(WEIGHTS), "--no-probe"])
+    return command("run", *args, "--no-probe")
 
 
 def by_path(folder: Path, column: str) -> dict[str, np.ndarray]:
@@ -132,8 +138,9 @@ def test_project_gives_the_saved_models_own_projection(
         for photo in photos("Test", label)[5:9]:
             shutil.copy(photo, unseen / label / photo.name)
     model_run, output = runs["root"] / "first", tmp_path / "scored"
-    code = main(["project", "--model", str(model_run), "--input", str(unseen), "--output",
-                 str(output), "--weights", str(WEIGHTS)])  # fmt: skip
+    code = command(
+        "project", "--model", str(model_run), "--input", str(unseen), "--output", str(output)
+    )
     assert code == ExitCode.OK
     manifest = json.loads((output / "manifest.json").read_text())
     first = json.loads((model_run / "manifest.json").read_text())
@@ -154,16 +161,13 @@ def test_project_gives_the_saved_models_own_projection(
 def test_project_refuses_other_weights_before_any_work(
     runs: dict[str, Any], tmp_path: Path, capsys
 ) -> None:
-    other = tmp_path / "other.weights.h5"
-    shutil.copy(WEIGHTS, other)
-    with other.open("ab") as handle:
-        handle.write(b"\0")  # the same tensors, another file: another sha256
+    other = tmp_path / "other.weights.h5"  # the fake gives other weights another sha256
     output = tmp_path / "scored"
     first = str(runs["root"] / "first")
-    code = main(["project", "--model", first, "--input", str(runs["folder"]),
-                 "--output", str(output), "--weights", str(other)])  # fmt: skip
+    code = command("project", "--model", first, "--input", str(runs["folder"]),
+                   "--output", str(output), "--weights", str(other))  # fmt: skip
     assert code == ExitCode.BAD_WEIGHTS
     message = capsys.readouterr().err
-    assert "82996ab2f66b83c7127acc6c951a6fd15f18d27a8ff3b478c0da10aa65c667f2" in message
+    assert FAKE_SHA256 in message
     assert "has sha256" in message
     assert not output.exists()

@@ -1,0 +1,81 @@
+"""The job's own log4j2 configuration: a successful run prints no WARN line a user cannot act on.
+
+Spark's JVM logs at WARN by default. A few libraries warn on every run about things that are
+expected here and that nobody running the job can change: Hadoop has no native library on a
+laptop, netlib falls back to Java BLAS and LAPACK, and a local Spark names the loopback address.
+Those loggers are raised to ERROR (``QUIET_LOGGERS``); everything else stays at WARN, so a real
+problem still shows. ``--verbose`` leaves Spark's own logging as it is.
+
+Two ways in, for the two ways the JVM starts:
+
+- Python starts it (``fruits-pipeline`` on a laptop): ``log4j2_java_option`` writes the
+  configuration to a file and names it with ``-Dlog4j2.configurationFile``, so even the lines
+  logged while Spark starts follow it.
+- ``spark-submit`` started it (EMR): ``quiet_running_jvm`` sets the same levels through log4j2's
+  ``Configurator`` once the session exists.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from fruits_pipeline.jvm import set_log_levels
+
+# logger -> why its warnings are noise in this job.
+QUIET_LOGGERS = {
+    "org.apache.hadoop.util.NativeCodeLoader": "no native Hadoop library off a cluster",
+    "dev.ludovic.netlib": "Spark ML falls back to Java BLAS/LAPACK: slower, same results",
+    "org.apache.spark.util.Utils": "a local Spark binds to the loopback address",
+    "org.apache.hadoop.metrics2": "Hadoop metrics have no sink configured",
+}
+
+# Messages dropped whatever their logger's level. Spark ML's PCAModel writer puts the d x k
+# component matrix of model/ (3 MB at k = 315) into the one task that writes it, and Spark then
+# warns of a large task that nobody running the job can shrink. The message names no more than
+# the stage, so it is dropped for every stage: the job's own functions send their arrays as
+# broadcasts (``reduction.project``), which keeps their tasks small.
+DENIED_MESSAGES = {
+    "org.apache.spark.scheduler.TaskSetManager": r".*contains a task of very large size.*",
+}
+
+_APPENDER = """\
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n%ex
+rootLogger.level = warn
+rootLogger.appenderRef.stdout.ref = console
+"""
+
+
+def log4j2_properties() -> str:
+    """The job's log4j2 configuration: WARN and above to stderr, ``QUIET_LOGGERS`` at ERROR,
+    ``DENIED_MESSAGES`` dropped."""
+    lines = [_APPENDER]
+    for index, name in enumerate(QUIET_LOGGERS):
+        lines.append(f"logger.quiet{index}.name = {name}\nlogger.quiet{index}.level = error\n")
+    for index, (name, regex) in enumerate(DENIED_MESSAGES.items()):
+        key = f"logger.deny{index}"
+        lines.append(
+            f"{key}.name = {name}\n{key}.filter.message.type = RegexFilter\n"
+            f"{key}.filter.message.regex = {regex}\n{key}.filter.message.onMatch = DENY\n"
+            f"{key}.filter.message.onMismatch = NEUTRAL\n"
+        )
+    return "".join(lines)
+
+
+def log4j2_java_option(folder: Path | None = None) -> str:
+    """``-Dlog4j2.configurationFile=...`` for a JVM the job starts; the file is written to
+    ``folder`` (default: a fresh temporary folder, left for the JVM to read at any time)."""
+    target = Path(folder or tempfile.mkdtemp(prefix="fruits-log4j2-")) / "log4j2.properties"
+    target.write_text(log4j2_properties(), encoding="utf-8")
+    return f"-Dlog4j2.configurationFile={target.as_uri()}"
+
+
+def quiet_running_jvm(spark: SparkSession) -> None:
+    """Raise ``QUIET_LOGGERS`` to ERROR in the session's running JVM."""
+    set_log_levels(spark, list(QUIET_LOGGERS), "ERROR")

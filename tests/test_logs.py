@@ -1,0 +1,56 @@
+"""logs.py: the job's log4j2 configuration (the console of a whole run is checked in
+tests/e2e/test_report_120_classes.py)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from fruits_pipeline.logs import (
+    DENIED_MESSAGES,
+    QUIET_LOGGERS,
+    log4j2_java_option,
+    log4j2_properties,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def properties(text: str) -> dict[str, str]:
+    pairs = (line.split(" = ", 1) for line in text.splitlines() if " = " in line)
+    return {key: value for key, value in pairs}
+
+
+def test_noisy_loggers_are_raised_to_error_and_the_rest_stays_at_warn() -> None:
+    config = properties(log4j2_properties())
+    assert config["rootLogger.level"] == "warn"
+    quiet = {
+        key.removesuffix(".name"): name
+        for key, name in config.items()
+        if key.startswith("logger.quiet") and key.endswith(".name")
+    }
+    assert set(quiet.values()) == set(QUIET_LOGGERS)
+    assert {config[f"{key}.level"] for key in quiet} == {"error"}
+
+
+def test_the_large_task_warning_of_the_model_writer_is_denied_and_nothing_else() -> None:
+    config = properties(log4j2_properties())
+    (regex,) = DENIED_MESSAGES.values()
+    assert config["logger.deny0.filter.message.regex"] == regex
+    assert config["logger.deny0.filter.message.onMismatch"] == "NEUTRAL"
+    warning = (
+        "Stage 28 contains a task of very large size (3226 KiB). The maximum recommended task "
+        "size is 1000 KiB."
+    )
+    assert re.fullmatch(regex, warning)
+    assert not re.fullmatch(regex, "Lost task 0.0 in stage 3.0 (TID 7): ExecutorLostFailure")
+
+
+def test_the_java_option_names_a_file_holding_the_configuration(tmp_path: Path) -> None:
+    option = log4j2_java_option(tmp_path)
+    assert option.startswith("-Dlog4j2.configurationFile=file:")
+    written = Path(urlparse(option.split("=", 1)[1]).path)
+    assert written.parent == tmp_path and written.read_text() == log4j2_properties()
