@@ -20,13 +20,13 @@ def test_stages_are_numbered_by_the_stage_list_and_timed_by_key() -> None:
     with progress.stage(Stage.WORKERS.key, Stage.WORKERS.label) as info:
         info["detail"] = "2 tasks"
     lines = stream.getvalue().splitlines()
-    assert lines[0].endswith("(5/10) featurize ...")
-    assert "(5/10) featurize done in" in lines[1] and "10 images" in lines[1]
-    assert lines[3].endswith("(2 tasks)") and "(4/10) start workers done" in lines[3]
+    assert lines[0].endswith("(6/11) featurize ...")
+    assert "(6/11) featurize done in" in lines[1] and "10 images" in lines[1]
+    assert lines[3].endswith("(2 tasks)") and "(5/11) start workers done" in lines[3]
     assert list(progress.timings) == ["featurize", "workers"]
 
 
 def test_stage_keys_and_labels_are_distinct_and_keys_are_identifiers() -> None:
-    assert len(STAGES) == len(set(STAGES)) == len({s.label for s in Stage}) == 10
+    assert len(STAGES) == len(set(STAGES)) == len({s.label for s in Stage}) == 11
     assert all(key.isidentifier() for key in STAGES)
     assert STAGES[0] == Stage.RESIDENCY.key == "residency"
