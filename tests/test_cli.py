@@ -13,23 +13,9 @@ from pathlib import Path
 import pytest
 
 import fruits_pipeline.job
-from fruits_pipeline.cli import (
-    COMMANDS,
-    add_options,
-    build_parser,
-    main,
-    parse_job_args,
-    summary_lines,
-)
+from fruits_pipeline.cli import COMMANDS, add_options, build_parser, main, parse_job_args
 from fruits_pipeline.config import RUN, JobConfig, option, options_of, to_uri
 from fruits_pipeline.errors import ExitCode
-from fruits_pipeline.manifest import (
-    Counts,
-    LabelCounts,
-    QuantizationSummary,
-    ReductionSummary,
-    Throughput,
-)
 
 pytestmark = pytest.mark.unit
 
@@ -200,18 +186,3 @@ def test_an_unexpected_failure_exits_1_with_a_message(monkeypatch, tmp_path, cap
     assert code == ExitCode.FAILURE
     err = capsys.readouterr().err
     assert "RuntimeError: boom" in err and "the run failed unexpectedly" in err
-
-
-def test_the_summary_of_an_int8_run_names_its_gate_figures() -> None:
-    from tests.test_manifest import running
-
-    manifest = running().with_(
-        status="succeeded",
-        counts=Counts.from_per_label({"kiwi": LabelCounts(2, 2, 0)}),
-        reduction=ReductionSummary(1, "variance", 0.95, None, None, "no variance"),
-        throughput=Throughput(10.0, 2.0, 8.0),
-    )
-    assert not any("precision" in line for line in summary_lines(manifest))
-    gate = QuantizationSummary("int8", 300, 256, 0.968, 0.947, 1.0, 1.0, 1.0, {}, 9.0)
-    line = next(line for line in summary_lines(manifest.with_(quantization=gate)) if "int8" in line)
-    assert "calibrated on 300" in line and "mean 0.968, worst 0.947" in line

@@ -149,3 +149,12 @@ def test_the_runbook_memory_table_is_the_configuration() -> None:
         row = re.search(first_cell + r" ([^|]+) \|", readme, re.M)
         assert row, f"the runbook's memory table has no row for {name}"
         assert row.group(1).strip() == cell, (name, row.group(1))
+
+
+def test_the_driver_overhead_also_holds_an_int8_run_driver() -> None:
+    """--precision int8 quantizes on the driver (NNCF): its peak, from the precision benchmark,
+    must fit the driver's overhead too."""
+    results = json.loads((ROOT / "benchmarks" / "results" / "precision.json").read_text())
+    int8 = results["precision"]["jobs"]["int8"]["peak_rss_mb"]
+    assert int8["driver_python"] > measured_rss_mb()["driver_python"]  # NNCF is in there
+    assert problems(spark_defaults(), DEFAULT_NODE, {**measured_rss_mb(), **int8}) == []

@@ -10,6 +10,7 @@ from fruits_pipeline.manifest import (
     LabelCounts,
     Manifest,
     ProbeSummary,
+    QuantizationSummary,
     ReductionSummary,
     ResidencyInfo,
     Throughput,
@@ -80,3 +81,14 @@ def test_a_few_classes_are_all_named() -> None:
     assert "  errors     truncated 1" in lines
     assert lines[0] == "run succeeded: file:/runs/1"
     assert lines[-1] == "  features   mobilenet_v2, weights w.h5 (sha256 abababababab…)"
+
+
+def test_an_int8_run_names_its_calibration_and_gate_figures_on_the_features_line() -> None:
+    manifest = succeeded({"kiwi": LabelCounts(2, 2, 0)}, {})
+    assert not any("int8" in line for line in summary_lines(manifest))
+    gate = QuantizationSummary("int8", 300, 256, 0.968, 0.947, 1.0, 1.0, 1.0, {}, 9.0)
+    lines = summary_lines(manifest.with_(quantization=gate))
+    assert len(lines) == len(summary_lines(manifest))
+    (features,) = [line for line in lines if line.startswith("  features")]
+    assert "int8, calibrated on 300, gate on 256" in features
+    assert "mean 0.968, worst 0.947" in features

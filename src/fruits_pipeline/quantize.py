@@ -96,15 +96,15 @@ def quantize_and_judge(
     Args:
         f32: the f32 IR the run would otherwise broadcast.
         sample: the run's decoded sample (``sampling.decoded_sample``), seeded order.
-        calibration_images: most images to calibrate on; at most half the sample is used, so
-            the gate always has images the calibration never saw.
+        calibration_images: most images to calibrate on; a small sample keeps at least half
+            for the gate, so the gate always judges images the calibration never saw.
         thresholds: the gate's lowest accepted figures.
         threads: OpenVINO threads for the driver's two gate passes.
 
     Raises:
         QualityGateError: fewer than ``MIN_GATE_IMAGES`` images are left for the gate.
     """
-    count = min(calibration_images, len(sample) // 2)
+    count = min(calibration_images, max(len(sample) - GATE_IMAGES, len(sample) // 2))
     calibration, held_out = sample.take(0, count), sample.take(count)
     if len(held_out) < MIN_GATE_IMAGES:
         raise QualityGateError(

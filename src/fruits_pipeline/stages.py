@@ -235,13 +235,13 @@ def choose_precision(config: JobConfig, weights: LoadedWeights, scope: Scope) ->
     f32 does nothing here.
 
     Raises:
-        UsageError: int8 with an engine other than openvino.
+        UsageError: int8 with an engine other than openvino, or with orb features.
         QualityGateError: (exit 8) the gate refused the int8 model; nothing was written.
     """
     if config.precision == F32:
         return Precision(F32, None, None)
-    if config.engine != OPENVINO:
-        raise UsageError(f"--precision {INT8} needs --engine {OPENVINO}")
+    if config.engine != OPENVINO or config.extractor == ORB:
+        raise UsageError(f"--precision {INT8} needs --engine {OPENVINO} and the CNN extractor")
     f32 = openvino_model(weights, config.image_size)
     threads = os.cpu_count() or 1
     model, record = checked_int8_model(

@@ -45,7 +45,7 @@ def test_sample_run_writes_every_output_and_counts_every_jpg(sample_run: dict[st
     assert set(manifest["versions"]) >= {"python", "pyspark", "tensorflow-cpu", "numpy"}
     assert manifest["throughput"]["featurize_images_per_s"] > 0
     assert "run succeeded" in sample_run["stdout"]
-    assert "(5/10) featurize done" in sample_run["stdout"]
+    assert "(6/11) featurize done" in sample_run["stdout"]
 
 
 def direct_keras_features(paths: list[str]) -> np.ndarray:
