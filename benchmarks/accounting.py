@@ -78,8 +78,11 @@ def measure(rows: int, approach: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="fruits-accounting-") as work:
         completed = subprocess.run(
             [sys.executable, "-c", CHILD, str(rows), approach, work],
-            cwd=ROOT, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if completed.returncode != 0:
         raise RuntimeError(completed.stderr[-3000:])
     result = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -90,8 +93,9 @@ def measure(rows: int, approach: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--approaches", nargs="+", default=["spark", "collect"],
-                        choices=["spark", "collect"])  # fmt: skip
+    parser.add_argument(
+        "--approaches", nargs="+", default=["spark", "collect"], choices=["spark", "collect"]
+    )
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -100,9 +104,14 @@ def main() -> int:
         mine = [r for r in results if r["approach"] == approach]
         first, last = mine[0], mine[-1]
         growth = last["driver_python_peak_mb"] / first["driver_python_peak_mb"] - 1
-        print(f"{approach:8s} driver Python peak RSS: " + ", ".join(
-            f"{r['rows']:,} rows {r['driver_python_peak_mb']:.0f} MB ({r['seconds']} s)"
-            for r in mine) + f"; {growth:+.1%} from the smallest to the largest")  # fmt: skip
+        print(
+            f"{approach:8s} driver Python peak RSS: "
+            + ", ".join(
+                f"{r['rows']:,} rows {r['driver_python_peak_mb']:.0f} MB ({r['seconds']} s)"
+                for r in mine
+            )
+            + f"; {growth:+.1%} from the smallest to the largest"
+        )
     if not args.no_save:
         target = ROOT / "benchmarks" / "results" / "accounting.json"
         target.write_text(json.dumps({"started": started, "results": results}, indent=2) + "\n")

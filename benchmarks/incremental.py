@@ -89,10 +89,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=8000, help="photos in the first run")
     parser.add_argument("--new-share", type=float, default=0.10, help="share of new photos")
-    parser.add_argument("--repeats", type=int, default=2, help="B, C pairs, run in turn; the "
-                        "ratios are of their sums (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--quiet-wait", type=float, default=600, help="seconds to wait for a "
-                        "quiet machine before timing (default: %(default)s)")  # fmt: skip
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="B, C pairs, run in turn; the ratios are of their sums (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=600,
+        help="seconds to wait for a quiet machine before timing (default: %(default)s)",
+    )
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
     source = SHARED_SAMPLE if SHARED_SAMPLE.is_dir() else SHIPPED_SAMPLE
@@ -123,31 +131,43 @@ def main() -> int:
     last_b, _, last_c, _ = pairs[-1]
     assert last_b.counts and last_c.counts and first.counts
     figures = {
-        "started": started, "machine": machine(), "n_first": args.n, "new": new,
-        "first_full_s": seconds(first), "repeats": args.repeats,
+        "started": started,
+        "machine": machine(),
+        "n_first": args.n,
+        "new": new,
+        "first_full_s": seconds(first),
+        "repeats": args.repeats,
         "incremental_s": [asdict(pair[1]) for pair in pairs],
         "full_s": [asdict(pair[3]) for pair in pairs],
-        "ratio": ratios.after_startup, "target": TARGET_RATIO,
+        "ratio": ratios.after_startup,
+        "target": TARGET_RATIO,
         "met": ratios.after_startup <= TARGET_RATIO,
-        "ratio_with_listing": ratios.with_listing, "ratio_process": ratios.process,
-        "incremental_counts": {"model_runs": last_b.counts.model_runs,
-                               "reused": last_b.counts.reused,
-                               "featurized_new": last_b.counts.featurized_new},
+        "ratio_with_listing": ratios.with_listing,
+        "ratio_process": ratios.process,
+        "incremental_counts": {
+            "model_runs": last_b.counts.model_runs,
+            "reused": last_b.counts.reused,
+            "featurized_new": last_b.counts.featurized_new,
+        },
         "incremental_timings_s": [pair[0].timings_s for pair in pairs],
         "full_timings_s": [pair[2].timings_s for pair in pairs],
         "load_average": {"start": load_start, "end": load_end, "waited_s": waited},
-    }  # fmt: skip
+    }
     print(f"machine: {figures['machine']}")
     print(f"first full run on {args.n:,} photos: {seconds(first):.1f} s after start-up")
-    print(f"then {new:,} new photos ({args.new_share:.0%}), {args.n + new:,} in all; "
-          f"B: incremental, the model ran on {last_b.counts.model_runs:,} photos, "
-          f"{last_b.counts.reused:,} reused; C: full, the model ran on "
-          f"{last_c.counts.model_runs:,} photos")  # fmt: skip
+    print(
+        f"then {new:,} new photos ({args.new_share:.0%}), {args.n + new:,} in all; "
+        f"B: incremental, the model ran on {last_b.counts.model_runs:,} photos, "
+        f"{last_b.counts.reused:,} reused; C: full, the model ran on "
+        f"{last_c.counts.model_runs:,} photos"
+    )
     print("  seconds:     after start-up | with the listing stage | whole process")
     for index, (_, b, _, c) in enumerate(pairs, 1):
         for name, timed in (("B", b), ("C", c)):
-            print(f"  {name}{index}:  {timed.after_startup:14.1f} | {timed.with_listing:22.1f} | "
-                  f"{timed.process:13.1f}")  # fmt: skip
+            print(
+                f"  {name}{index}:  {timed.after_startup:14.1f} | {timed.with_listing:22.1f} | "
+                f"{timed.process:13.1f}"
+            )
     print(
         f"  B / C = {ratios.after_startup:.2f}x after start-up (target <= {TARGET_RATIO}x): "
         f"{'met' if figures['met'] else 'NOT met'}; {ratios.with_listing:.2f}x with the listing "

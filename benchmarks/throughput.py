@@ -106,14 +106,18 @@ def load_images(source: Path, batch: int) -> list[Any]:
 
     from fruits_pipeline.decoding import decode_image
 
-    pixels = [decode_image(path.read_bytes(), 224) for path in
-              sorted(source.rglob("*.jpg"))[:RAW_IMAGES]]  # fmt: skip
-    return [np.stack(pixels[start : start + batch])
-            for start in range(0, len(pixels) - batch + 1, batch)]  # fmt: skip
+    pixels = [
+        decode_image(path.read_bytes(), 224) for path in sorted(source.rglob("*.jpg"))[:RAW_IMAGES]
+    ]
+    return [
+        np.stack(pixels[start : start + batch])
+        for start in range(0, len(pixels) - batch + 1, batch)
+    ]
 
 
-def _raw_worker(factory: PredictorFactory, source: Path, batch: int, seconds: float,
-                barrier: Any, results: Any) -> None:  # fmt: skip
+def _raw_worker(
+    factory: PredictorFactory, source: Path, batch: int, seconds: float, barrier: Any, results: Any
+) -> None:
     predict = factory()
     inputs = load_images(source, batch)
     predict(inputs[0])  # trace (or compile) and warm up before the clock starts
@@ -160,9 +164,16 @@ def raw_model(
                 worker.join()
             for feed in RAW_FEEDS:
                 rate = sum(worker_rates[feed] for worker_rates in rates)
-                trials.append({"engine": engine, "processes": processes, "threads": threads,
-                               "batch": batch, "feed": feed,
-                               "images_per_s": round(rate, 2)})  # fmt: skip
+                trials.append(
+                    {
+                        "engine": engine,
+                        "processes": processes,
+                        "threads": threads,
+                        "batch": batch,
+                        "feed": feed,
+                        "images_per_s": round(rate, 2),
+                    }
+                )
                 print(
                     f"  raw {ENGINE_NAMES[engine]} {processes} process(es) x {threads} "
                     f"thread(s), batch {batch}, {feed}: {rate:.1f} img/s",
@@ -186,8 +197,7 @@ print(json.dumps({"peak_rss_mb": round(peak / 1024, 1),
 """
 
 
-def worker_startup(factory: PredictorFactory, source: Path, work: Path,
-                   repeats: int) -> dict:  # fmt: skip
+def worker_startup(factory: PredictorFactory, source: Path, work: Path, repeats: int) -> dict:
     """A Python worker of this engine on its own: a fresh interpreter imports the featurize
     module, unpickles the factory (as Spark ships it), builds the predictor and runs one batch
     of 8 real photos. Seconds from process start to the first features (median of ``repeats``),
@@ -202,13 +212,18 @@ def worker_startup(factory: PredictorFactory, source: Path, work: Path,
         start = time.perf_counter()
         completed = subprocess.run(
             [sys.executable, "-c", WORKER_PROBE, str(factory_file), str(batch_file)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        )  # fmt: skip
+        )
         seconds.append(time.perf_counter() - start)
         result = json.loads(completed.stdout.strip().splitlines()[-1])
-    return {**result, "startup_s": round(statistics.median(seconds), 2),
-            "startup_trials_s": [round(value, 2) for value in seconds]}  # fmt: skip
+    return {
+        **result,
+        "startup_s": round(statistics.median(seconds), 2),
+        "startup_trials_s": [round(value, 2) for value in seconds],
+    }
 
 
 class PeakRss:
@@ -277,8 +292,9 @@ class PeakRss:
 def run_measured(command: list[str]) -> tuple[str, float, dict[str, float]]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env, cwd=ROOT)  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT
+    )
     with PeakRss(process.pid) as sampler:
         stdout, stderr = process.communicate()
     wall = time.perf_counter() - start
@@ -290,16 +306,26 @@ def run_measured(command: list[str]) -> tuple[str, float, dict[str, float]]:
 def run_job(images: Path, output: Path, *extra: str) -> tuple[Manifest, float, dict[str, float]]:
     """``fruits-pipeline`` on ``images`` (the benchmark weights, ``--overwrite``, ``extra``), in
     its own process: its manifest, the process's wall seconds and its peak RSS (MB)."""
-    command = [str(Path(sys.executable).parent / "fruits-pipeline"), "run", "--input", str(images),
-               "--output", str(output), "--weights", str(WEIGHTS), "--overwrite",
-               *extra]  # fmt: skip
+    command = [
+        str(Path(sys.executable).parent / "fruits-pipeline"),
+        "run",
+        "--input",
+        str(images),
+        "--output",
+        str(output),
+        "--weights",
+        str(WEIGHTS),
+        "--overwrite",
+        *extra,
+    ]
     _, wall, memory = run_measured(command)
     return Manifest.loads(Path(RunLayout(str(output)).manifest).read_text()), wall, memory
 
 
 def run_ours(images: Path, output: Path, engine: str, probe: bool = False) -> dict:
-    manifest, wall, memory = run_job(images, output, "--engine", engine,
-                                     *([] if probe else ["--no-probe"]))  # fmt: skip
+    manifest, wall, memory = run_job(
+        images, output, "--engine", engine, *([] if probe else ["--no-probe"])
+    )
     assert manifest.counts and manifest.throughput and manifest.reduction
     return {
         "engine": engine,
@@ -316,12 +342,24 @@ def run_ours(images: Path, output: Path, engine: str, probe: bool = False) -> di
 
 
 def run_classic(images: Path, output: Path) -> dict:
-    command = [sys.executable, str(ROOT / "benchmarks" / "classic_notebook.py"), "--input",
-               str(images), "--output", str(output), "--weights", str(WEIGHTS)]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "classic_notebook.py"),
+        "--input",
+        str(images),
+        "--output",
+        str(output),
+        "--weights",
+        str(WEIGHTS),
+    ]
     stdout, wall, memory = run_measured(command)
     result = json.loads(stdout.strip().splitlines()[-1])
-    return {**result, "images_per_s": round(result["images"] / result["seconds"], 2),
-            "process_wall_s": round(wall, 2), "peak_rss_mb": memory}  # fmt: skip
+    return {
+        **result,
+        "images_per_s": round(result["images"] / result["seconds"], 2),
+        "process_wall_s": round(wall, 2),
+        "peak_rss_mb": memory,
+    }
 
 
 def job_key(engine: str, memory_n: bool = False) -> str:
@@ -348,17 +386,29 @@ def targets(figures: dict) -> list[dict]:
         ("featurize / raw Keras", ours["featurize_images_per_s"] / keras, ">=", 1.5),
         ("featurize / raw OpenVINO", ours["featurize_images_per_s"] / openvino, ">=", 0.8),
         ("whole job after start-up / raw Keras", ours["job_images_per_s"] / keras, ">=", 1.2),
-        (f"Python worker peak RSS / the {TENSORFLOW} engine's",
-         big / worker_rss(figures, TENSORFLOW) if worker_rss(figures, TENSORFLOW) else 0.0,
-         "<=", 0.5),
-        (f"Python worker peak RSS growth, N = {figures['ours_memory_n']['images']} to "
-         f"{ours['images']}", big / small - 1 if small else 0.0, "<=", 0.1),
-    ]  # fmt: skip
+        (
+            f"Python worker peak RSS / the {TENSORFLOW} engine's",
+            big / worker_rss(figures, TENSORFLOW) if worker_rss(figures, TENSORFLOW) else 0.0,
+            "<=",
+            0.5,
+        ),
+        (
+            f"Python worker peak RSS growth, N = {figures['ours_memory_n']['images']} to "
+            f"{ours['images']}",
+            big / small - 1 if small else 0.0,
+            "<=",
+            0.1,
+        ),
+    ]
     return [
-        {"name": name, "value": round(value, 3), "target": f"{sign} {bound}",
-         "met": value >= bound if sign == ">=" else value <= bound}
+        {
+            "name": name,
+            "value": round(value, 3),
+            "target": f"{sign} {bound}",
+            "met": value >= bound if sign == ">=" else value <= bound,
+        }
         for name, value, sign, bound in checks
-    ]  # fmt: skip
+    ]
 
 
 def table(figures: dict) -> str:
@@ -368,13 +418,20 @@ def table(figures: dict) -> str:
     rows = []
     for engine in ENGINES:
         raw = raw_best(figures, engine)
-        rows.append((f"(a) raw model, {ENGINE_NAMES[engine]}, best: {raw['processes']} proc x "
-                     f"{raw['threads']} thread, batch {raw['batch']}, {raw['feed']}",
-                     raw["images_per_s"], ""))  # fmt: skip
+        rows.append(
+            (
+                f"(a) raw model, {ENGINE_NAMES[engine]}, best: {raw['processes']} proc x "
+                f"{raw['threads']} thread, batch {raw['batch']}, {raw['feed']}",
+                raw["images_per_s"],
+                "",
+            )
+        )
     for engine in sorted(ENGINES, key=lambda name: name != DEFAULT_ENGINE):
         run = figures[job_key(engine)]
-        for name, rate in (("featurize stage", run["featurize_images_per_s"]),
-                           ("whole job after start-up", run["job_images_per_s"])):  # fmt: skip
+        for name, rate in (
+            ("featurize stage", run["featurize_images_per_s"]),
+            ("whole job after start-up", run["job_images_per_s"]),
+        ):
             rows.append(
                 (
                     f"(b) fruits-pipeline --engine {engine}: {name}",
@@ -382,14 +439,21 @@ def table(figures: dict) -> str:
                     f"{rate / keras:.2f}x raw Keras, {rate / openvino:.2f}x raw OpenVINO",
                 )
             )
-        rows.append((f"(b) fruits-pipeline --engine {engine}: whole process, start-up included",
-                     round(run["images"] / run["process_wall_s"], 2), ""))  # fmt: skip
+        rows.append(
+            (
+                f"(b) fruits-pipeline --engine {engine}: whole process, start-up included",
+                round(run["images"] / run["process_wall_s"], 2),
+                "",
+            )
+        )
     rows += [
         ("(c) classic notebook: whole job after start-up", classic["images_per_s"], ""),
-        ("(c) classic notebook: whole process, start-up included",
-         round(classic["images"] / classic["process_wall_s"], 2),
-         f"(b)/(c) = {classic['process_wall_s'] / figures['ours']['process_wall_s']:.2f}x"),
-    ]  # fmt: skip
+        (
+            "(c) classic notebook: whole process, start-up included",
+            round(classic["images"] / classic["process_wall_s"], 2),
+            f"(b)/(c) = {classic['process_wall_s'] / figures['ours']['process_wall_s']:.2f}x",
+        ),
+    ]
     lines = [f"N = {figures['ours']['images']} images, {figures['machine']}", ""]
     lines += [f"{name:<80} {rate:>8.1f} img/s  {ratio}" for name, rate, ratio in rows]
     lines.append("")
@@ -414,8 +478,10 @@ def table(figures: dict) -> str:
         verdict = "met" if target["met"] else "NOT MET"
         lines.append(f"target {target['name']}: {target['value']} ({target['target']}): {verdict}")
     load = figures["load_average"]
-    lines.append(f"load average (1, 5, 15 min): start {load['start']}, end {load['end']} "
-                 f"(waited {load['waited_s']} s for a quiet machine)")  # fmt: skip
+    lines.append(
+        f"load average (1, 5, 15 min): start {load['start']}, end {load['end']} "
+        f"(waited {load['waited_s']} s for a quiet machine)"
+    )
     return "\n".join(lines)
 
 
@@ -433,9 +499,14 @@ def load_average() -> list[float]:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())  # fmt: skip
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return f"{platform.machine()}, {os.cpu_count()} cores ({cpu}), {platform.python_version()}"
 
 
@@ -454,8 +525,9 @@ def benchmark(source: Path, work: Path, args: argparse.Namespace, smoke: bool) -
     for engine in ENGINES:
         print(f"(a) raw model, {ENGINE_NAMES[engine]}", flush=True)
         batches = RAW_BATCHES[engine][1:2] if smoke else RAW_BATCHES[engine]
-        before[engine] = raw_model(engine, factories[engine], source, layouts, batches,
-                                   args.raw_seconds)  # fmt: skip
+        before[engine] = raw_model(
+            engine, factories[engine], source, layouts, batches, args.raw_seconds
+        )
     figures["worker_startup"] = {}
     for engine in ENGINES:
         print(f"(b) a {engine} Python worker alone: start-up and peak RSS", flush=True)
@@ -477,10 +549,17 @@ def benchmark(source: Path, work: Path, args: argparse.Namespace, smoke: bool) -
     for engine in ENGINES:
         print(f"(a) raw model, {ENGINE_NAMES[engine]} again, best layout, after (b)", flush=True)
         best = before[engine]["best"]
-        after = raw_model(engine, factories[engine], source, [(best["processes"], best["threads"])],
-                          [best["batch"]], args.raw_seconds)  # fmt: skip
-        trials = before[engine]["trials"] + [{**trial, "after_b": True}
-                                             for trial in after["trials"]]  # fmt: skip
+        after = raw_model(
+            engine,
+            factories[engine],
+            source,
+            [(best["processes"], best["threads"])],
+            [best["batch"]],
+            args.raw_seconds,
+        )
+        trials = before[engine]["trials"] + [
+            {**trial, "after_b": True} for trial in after["trials"]
+        ]
         figures["raw_model" if engine == TENSORFLOW else f"raw_{engine}"] = {
             "best": max(trials, key=lambda trial: trial["images_per_s"]),
             "trials": trials,
@@ -507,11 +586,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-n", type=int, default=2000, help="the smaller run for memory")
     parser.add_argument("--raw-seconds", type=float, default=8.0, help="timing per raw trial")
     parser.add_argument("--scale", type=int, default=None, help="only the scale run, N images")
-    parser.add_argument("--quiet-wait", type=float, default=600.0,
-                        help="most seconds to wait for a quiet machine before timing")  # fmt: skip
-    parser.add_argument("--json", type=Path, default=None,
-                        help="figures file (default: benchmarks/results/throughput.json, or "
-                             "scale.json with --scale)")  # fmt: skip
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=600.0,
+        help="most seconds to wait for a quiet machine before timing",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="figures file (default: benchmarks/results/throughput.json, or "
+        "scale.json with --scale)",
+    )
     parser.add_argument("--smoke", action="store_true", help="a few images, for CI")
     parser.add_argument(
         "--precision",
@@ -530,8 +617,11 @@ def main(argv: list[str] | None = None) -> int:
     mode = "scale" if args.scale else "precision" if args.precision else "throughput"
     json_path = args.json or results / f"{mode}.json"
     waited = wait_for_quiet(args.quiet_wait)
-    figures: dict[str, Any] = {"machine": machine(), "source_images": str(source),
-                               "default_engine": DEFAULT_ENGINE}  # fmt: skip
+    figures: dict[str, Any] = {
+        "machine": machine(),
+        "source_images": str(source),
+        "default_engine": DEFAULT_ENGINE,
+    }
     start_load = load_average()
     with tempfile.TemporaryDirectory(prefix="fruits-bench-") as scratch:
         if args.scale:

@@ -106,8 +106,11 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """
     output = tmp_path_factory.mktemp("sample-run") / "run"
     # As a user runs it: a plain shell, no virtualenv on PATH, no PYSPARK_PYTHON.
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYSPARK_PYTHON", "PYSPARK_SUBMIT_ARGS", "VIRTUAL_ENV")}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYSPARK_PYTHON", "PYSPARK_SUBMIT_ARGS", "VIRTUAL_ENV")
+    }
     env["PATH"] = os.pathsep.join(
         p for p in env["PATH"].split(os.pathsep) if Path(p) != Path(sys.executable).parent
     )
@@ -142,8 +145,11 @@ def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
     reset_aws(local_aws)
     for key, value in local_aws.env().items():
         monkeypatch.setenv(key, value)
-    for bucket, region in [("fruits-data-eu", "eu-west-1"), ("fruits-code-eu", "eu-west-1"),
-                           ("fruits-data-us", "us-east-1")]:  # fmt: skip
+    for bucket, region in [
+        ("fruits-data-eu", "eu-west-1"),
+        ("fruits-code-eu", "eu-west-1"),
+        ("fruits-data-us", "us-east-1"),
+    ]:
         create_bucket(bucket, region)
     local_aws.requests.clear()  # tests see only what the code under test sent
     return local_aws

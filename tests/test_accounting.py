@@ -52,11 +52,15 @@ def test_names_spark_hides_are_listed_and_become_errors(spark, tmp_path: Path) -
         "Training/kiwi/_notes.txt",
     ):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(PHOTO, tmp_path / relative)  # fmt: skip
+        shutil.copy(PHOTO, tmp_path / relative)
     listing = list_input(spark, f"file:{tmp_path}", SPLIT_NAMES)
     base = f"file:{tmp_path}"
-    hidden = {f"{base}/Training/kiwi/_under.jpg", f"{base}/Training/kiwi/.dot.JPG",
-              f"{base}/Training/_tmp/x.jpg", f"{base}/_incoming/deep/y.jpeg"}  # fmt: skip
+    hidden = {
+        f"{base}/Training/kiwi/_under.jpg",
+        f"{base}/Training/kiwi/.dot.JPG",
+        f"{base}/Training/_tmp/x.jpg",
+        f"{base}/_incoming/deep/y.jpeg",
+    }
     assert listing.hidden == hidden
     assert listing.count == 5
     assert {r.path for r in listing.files.collect()} == hidden | {f"{base}/Training/kiwi/ok.jpg"}
@@ -66,8 +70,10 @@ def test_names_spark_hides_are_listed_and_become_errors(spark, tmp_path: Path) -
     staging = str(tmp_path / "staging")
     staged_frame(spark, [(f"{base}/Training/kiwi/ok.jpg", None)]).write.parquet(staging)
     accounted = spark.read.parquet(staging).select("path")
-    assert add_skipped(listing.files, accounted, staging, lambda _: 4773, SPLIT_NAMES,
-                       listing.hidden) == 4  # fmt: skip
+    assert (
+        add_skipped(listing.files, accounted, staging, lambda _: 4773, SPLIT_NAMES, listing.hidden)
+        == 4
+    )
     kinds = {r.result.error_kind for r in spark.read.parquet(staging).collect()}
     assert kinds == {None, IGNORED_NAME}
 
@@ -97,9 +103,10 @@ def outcomes(spark, features: list[str], errors: list[str]):
     keyed = [(p, p.split("/")[-2], None) for p in features]
     return (
         spark.createDataFrame([(*k, [0.5]) for k in keyed], FEATURES_SCHEMA),
-        spark.createDataFrame([(p, p.split("/")[-2], None, "corrupt", "why") for p in errors],
-                              ERRORS_SCHEMA),
-    )  # fmt: skip
+        spark.createDataFrame(
+            [(p, p.split("/")[-2], None, "corrupt", "why") for p in errors], ERRORS_SCHEMA
+        ),
+    )
 
 
 def test_counts_per_label_from_what_was_written(spark) -> None:
@@ -127,9 +134,14 @@ def test_skipped_files_become_errors_by_their_length(spark, tmp_path: Path) -> N
     staging = str(tmp_path / "staging")
     staged_frame(spark, [("file:/in/Training/kiwi/1.jpg", None)]).write.parquet(staging)
     listed = spark.createDataFrame(
-        [("file:/in/Training/kiwi/1.jpg",), ("file:/in/Training/kiwi/empty.jpg",),
-         ("file:/in/Test/fig/gone.jpg",), ("file:/in/Test/fig/reused.jpg",)], "path string",
-    )  # fmt: skip
+        [
+            ("file:/in/Training/kiwi/1.jpg",),
+            ("file:/in/Training/kiwi/empty.jpg",),
+            ("file:/in/Test/fig/gone.jpg",),
+            ("file:/in/Test/fig/reused.jpg",),
+        ],
+        "path string",
+    )
     accounted = (
         spark.read.parquet(staging)
         .select("path")
@@ -137,10 +149,15 @@ def test_skipped_files_become_errors_by_their_length(spark, tmp_path: Path) -> N
     )
     lengths = {"file:/in/Training/kiwi/empty.jpg": 0, "file:/in/Test/fig/gone.jpg": 812}
     assert add_skipped(listed, accounted, staging, lengths.__getitem__, SPLIT_NAMES) == 2
-    errors = {r.path: (r.label, r.split, r.result.error_kind)
-              for r in spark.read.parquet(staging).collect() if r.result.error_kind}  # fmt: skip
-    assert errors == {"file:/in/Training/kiwi/empty.jpg": ("kiwi", "Training", EMPTY_FILE),
-                      "file:/in/Test/fig/gone.jpg": ("fig", "Test", UNREADABLE)}  # fmt: skip
+    errors = {
+        r.path: (r.label, r.split, r.result.error_kind)
+        for r in spark.read.parquet(staging).collect()
+        if r.result.error_kind
+    }
+    assert errors == {
+        "file:/in/Training/kiwi/empty.jpg": ("kiwi", "Training", EMPTY_FILE),
+        "file:/in/Test/fig/gone.jpg": ("fig", "Test", UNREADABLE),
+    }
     assert skipped_error(0)[0] == EMPTY_FILE and skipped_error(1)[0] == UNREADABLE
 
 

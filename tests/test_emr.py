@@ -26,11 +26,16 @@ from tests.conftest import ROOT, SAMPLE, WEIGHTS
 pytestmark = pytest.mark.spark
 
 JOB_ARGS = [
-    "run", "--input", "s3://fruits-data-eu/fruits-360/Training/",
-    "--output", "s3://fruits-data-eu/runs/2026-11-21 first run/",
-    "--weights", "s3://fruits-data-eu/weights/mobilenet_v2.weights.h5",
-    "--variance", "0.9",
-]  # fmt: skip
+    "run",
+    "--input",
+    "s3://fruits-data-eu/fruits-360/Training/",
+    "--output",
+    "s3://fruits-data-eu/runs/2026-11-21 first run/",
+    "--weights",
+    "s3://fruits-data-eu/weights/mobilenet_v2.weights.h5",
+    "--variance",
+    "0.9",
+]
 
 
 def emr() -> Any:
@@ -39,11 +44,17 @@ def emr() -> Any:
 
 def make_cluster() -> str:
     return emr().run_job_flow(
-        Name="test", ReleaseLabel="emr-7.10.0", LogUri="s3://fruits-code-eu/logs/",
-        Instances={"MasterInstanceType": "m5.xlarge", "InstanceCount": 1,
-                   "KeepJobFlowAliveWhenNoSteps": True},
-        JobFlowRole="EMR_EC2_DefaultRole", ServiceRole="EMR_DefaultRole",
-    )["JobFlowId"]  # fmt: skip
+        Name="test",
+        ReleaseLabel="emr-7.10.0",
+        LogUri="s3://fruits-code-eu/logs/",
+        Instances={
+            "MasterInstanceType": "m5.xlarge",
+            "InstanceCount": 1,
+            "KeepJobFlowAliveWhenNoSteps": True,
+        },
+        JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+    )["JobFlowId"]
 
 
 def script_env(aws: LocalAws, region: str = "eu-west-1") -> dict[str, str]:
@@ -53,9 +64,14 @@ def script_env(aws: LocalAws, region: str = "eu-west-1") -> dict[str, str]:
 
 def run_script(aws: LocalAws, *args: str, region: str = "eu-west-1") -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(ROOT / "scripts" / args[0]), *args[1:]], cwd=ROOT, env=script_env(aws, region),
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [str(ROOT / "scripts" / args[0]), *args[1:]],
+        cwd=ROOT,
+        env=script_env(aws, region),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def keys(bucket: str) -> list[str]:
@@ -64,8 +80,19 @@ def keys(bucket: str) -> list[str]:
 
 
 def submit(aws: LocalAws, cluster: str, *options: str) -> subprocess.CompletedProcess:
-    return run_script(aws, "submit_step.sh", "--cluster-id", cluster, "--bucket",
-                      "fruits-code-eu", "--version", "v1", *options, "--", *JOB_ARGS)  # fmt: skip
+    return run_script(
+        aws,
+        "submit_step.sh",
+        "--cluster-id",
+        cluster,
+        "--bucket",
+        "fruits-code-eu",
+        "--version",
+        "v1",
+        *options,
+        "--",
+        *JOB_ARGS,
+    )
 
 
 def test_submit_step_uploads_code_and_adds_the_exact_spark_step(aws: LocalAws) -> None:
@@ -81,18 +108,36 @@ def test_submit_step_uploads_code_and_adds_the_exact_spark_step(aws: LocalAws) -
     assert not any("__pycache__" in name for name in names)
 
     described = subprocess.run(
-        ["aws", "--endpoint-url", aws.endpoint, "emr", "describe-step",
-         "--cluster-id", cluster, "--step-id", step_id],
-        env=script_env(aws), capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            "aws",
+            "--endpoint-url",
+            aws.endpoint,
+            "emr",
+            "describe-step",
+            "--cluster-id",
+            cluster,
+            "--step-id",
+            step_id,
+        ],
+        env=script_env(aws),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     step = json.loads(described.stdout)["Step"]
     assert step["ActionOnFailure"] == "CONTINUE"
     assert step["Config"]["Jar"] == "command-runner.jar"
     assert step["Config"]["Args"] == [
-        "spark-submit", "--deploy-mode", "cluster", "--conf", "spark.yarn.maxAppAttempts=1",
-        "--py-files", "s3://fruits-code-eu/code/v1/fruits_pipeline.zip",
-        "s3://fruits-code-eu/code/v1/main.py", *JOB_ARGS,
-    ]  # fmt: skip
+        "spark-submit",
+        "--deploy-mode",
+        "cluster",
+        "--conf",
+        "spark.yarn.maxAppAttempts=1",
+        "--py-files",
+        "s3://fruits-code-eu/code/v1/fruits_pipeline.zip",
+        "s3://fruits-code-eu/code/v1/main.py",
+        *JOB_ARGS,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -101,13 +146,28 @@ def test_submit_step_uploads_code_and_adds_the_exact_spark_step(aws: LocalAws) -
 )
 def test_wait_exits_on_the_steps_final_state(aws: LocalAws, final: str, code: int) -> None:
     cluster = make_cluster()
-    command = [str(ROOT / "scripts" / "submit_step.sh"), "--cluster-id", cluster, "--bucket",
-               "fruits-code-eu", "--version", "v1", "--wait", "--poll-seconds", "1",
-               "--", *JOB_ARGS]  # fmt: skip
+    command = [
+        str(ROOT / "scripts" / "submit_step.sh"),
+        "--cluster-id",
+        cluster,
+        "--bucket",
+        "fruits-code-eu",
+        "--version",
+        "v1",
+        "--wait",
+        "--poll-seconds",
+        "1",
+        "--",
+        *JOB_ARGS,
+    ]
     process = subprocess.Popen(
-        command, cwd=ROOT, env=script_env(aws), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        command,
+        cwd=ROOT,
+        env=script_env(aws),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     step_id = process.stdout.readline().strip()
     assert step_id.startswith("s-")
     time.sleep(2)
@@ -132,8 +192,12 @@ def test_wait_gives_up_with_its_own_code_and_leaves_the_step_running(aws: LocalA
 def test_submit_step_exit_codes_are_documented_and_distinct_from_the_jobs() -> None:
     from fruits_pipeline.errors import ExitCode
 
-    helped = subprocess.run([str(ROOT / "scripts" / "submit_step.sh"), "--help"],
-                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    helped = subprocess.run(
+        [str(ROOT / "scripts" / "submit_step.sh"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     documented = {int(code) for code in re.findall(r"^  (\d+) ", helped, re.M)}
     assert documented == {0, 1, 2, 5, 10, 11}
     # Only the codes both share mean the same: success, failure, usage, residency.
@@ -160,9 +224,18 @@ def test_submit_refuses_outside_the_eu_before_uploading(aws: LocalAws, where: st
     job_input = "s3://fruits-data-us/in/" if where == "job input" else "s3://fruits-data-eu/in/"
     job = ["run", "--input", job_input, "--output", "s3://fruits-data-eu/out/"]
     completed = run_script(
-        aws, "submit_step.sh", "--cluster-id", cluster, "--bucket", bucket, "--version", "v1",
-        "--", *job, region="us-east-1" if where == "region" else "eu-west-1",
-    )  # fmt: skip
+        aws,
+        "submit_step.sh",
+        "--cluster-id",
+        cluster,
+        "--bucket",
+        bucket,
+        "--version",
+        "v1",
+        "--",
+        *job,
+        region="us-east-1" if where == "region" else "eu-west-1",
+    )
     assert completed.returncode == 5, completed.stderr
     if where == "region":
         assert "region us-east-1" in completed.stderr
@@ -175,13 +248,24 @@ def test_submit_refuses_outside_the_eu_before_uploading(aws: LocalAws, where: st
 def test_create_cluster_in_eu_with_bootstrap_configurations_and_auto_termination(
     aws: LocalAws,
 ) -> None:
-    completed = run_script(aws, "create_cluster.sh", "--bucket", "fruits-code-eu",
-                           "--task-count", "3", "--spot", "--idle-timeout", "1800")  # fmt: skip
+    completed = run_script(
+        aws,
+        "create_cluster.sh",
+        "--bucket",
+        "fruits-code-eu",
+        "--task-count",
+        "3",
+        "--spot",
+        "--idle-timeout",
+        "1800",
+    )
     assert completed.returncode == 0, completed.stderr
     cluster_id = completed.stdout.strip()
     assert cluster_id.startswith("j-")
-    assert keys("fruits-code-eu") == ["code/bootstrap/bootstrap-emr.sh",
-                                      "code/bootstrap/requirements-emr.txt"]  # fmt: skip
+    assert keys("fruits-code-eu") == [
+        "code/bootstrap/bootstrap-emr.sh",
+        "code/bootstrap/requirements-emr.txt",
+    ]
     lock = (
         boto3.client("s3")
         .get_object(Bucket="fruits-code-eu", Key="code/bootstrap/requirements-emr.txt")["Body"]
@@ -199,9 +283,11 @@ def test_create_cluster_in_eu_with_bootstrap_configurations_and_auto_termination
     assert cluster["LogUri"] == "s3://fruits-code-eu/logs/"
     actions = client.list_bootstrap_actions(ClusterId=cluster_id)["BootstrapActions"]
     assert [(a["ScriptPath"], a["Args"]) for a in actions] == [
-        ("s3://fruits-code-eu/code/bootstrap/bootstrap-emr.sh",
-         ["--requirements", "s3://fruits-code-eu/code/bootstrap/requirements-emr.txt"])
-    ]  # fmt: skip
+        (
+            "s3://fruits-code-eu/code/bootstrap/bootstrap-emr.sh",
+            ["--requirements", "s3://fruits-code-eu/code/bootstrap/requirements-emr.txt"],
+        )
+    ]
     expected_conf = json.loads((ROOT / "conf" / "emr-configurations.json").read_text())
     classifications = {c["Classification"] for c in cluster["Configurations"]}
     assert classifications == {c["Classification"] for c in expected_conf}
@@ -211,12 +297,24 @@ def test_create_cluster_in_eu_with_bootstrap_configurations_and_auto_termination
     groups = {g["InstanceRole"]: g for g in sent["Instances"]["InstanceGroups"]}
     # The driver runs on a core node (cluster mode): core stays On-Demand, Spot goes to tasks.
     assert {role: g["Market"] for role, g in groups.items()} == {
-        "MASTER": "ON_DEMAND", "CORE": "ON_DEMAND", "TASK": "SPOT"}  # fmt: skip
+        "MASTER": "ON_DEMAND",
+        "CORE": "ON_DEMAND",
+        "TASK": "SPOT",
+    }
     assert {role: g["InstanceCount"] for role, g in groups.items()} == {
-        "MASTER": 1, "CORE": 2, "TASK": 3}  # fmt: skip
-    assert sent["MonitoringConfiguration"] == {"S3LoggingConfiguration": {"LogTypeUploadPolicy": {
-        "system-logs": "on-customer-s3only", "application-logs": "on-customer-s3only",
-        "persistent-ui-logs": "disabled"}}}  # fmt: skip
+        "MASTER": 1,
+        "CORE": 2,
+        "TASK": 3,
+    }
+    assert sent["MonitoringConfiguration"] == {
+        "S3LoggingConfiguration": {
+            "LogTypeUploadPolicy": {
+                "system-logs": "on-customer-s3only",
+                "application-logs": "on-customer-s3only",
+                "persistent-ui-logs": "disabled",
+            }
+        }
+    }
     assert sent["LogUri"] == "s3://fruits-code-eu/logs/"
     assert {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"} in sent["Tags"]
     assert sent["ServiceRole"] == "fruits-pipeline-emr-service"
@@ -229,15 +327,19 @@ def test_create_cluster_without_weights_or_spot_sends_on_demand_only(aws: LocalA
     sent = json.loads(aws.emr_calls("RunJobFlow")[0]["body"])
     groups = sent["Instances"]["InstanceGroups"]
     assert [(g["InstanceRole"], g["Market"]) for g in groups] == [
-        ("MASTER", "ON_DEMAND"), ("CORE", "ON_DEMAND")]  # fmt: skip
+        ("MASTER", "ON_DEMAND"),
+        ("CORE", "ON_DEMAND"),
+    ]
 
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [(["--spot"], "--spot applies to task nodes"),
-     (["--release", "emr-7.9.0"], "emr-7.10.0 or a later"),
-     (["--core-count", "0"], "the driver runs on a core node")],
-)  # fmt: skip
+    [
+        (["--spot"], "--spot applies to task nodes"),
+        (["--release", "emr-7.9.0"], "emr-7.10.0 or a later"),
+        (["--core-count", "0"], "the driver runs on a core node"),
+    ],
+)
 def test_create_cluster_refuses_what_cannot_work(aws: LocalAws, options, message) -> None:
     completed = run_script(aws, "create_cluster.sh", "--bucket", "fruits-code-eu", *options)
     assert completed.returncode == 2 and message in completed.stderr
@@ -245,8 +347,9 @@ def test_create_cluster_refuses_what_cannot_work(aws: LocalAws, options, message
 
 
 def test_create_cluster_refuses_a_non_eu_region(aws: LocalAws) -> None:
-    completed = run_script(aws, "create_cluster.sh", "--bucket", "fruits-code-eu",
-                           "--region", "us-east-1")  # fmt: skip
+    completed = run_script(
+        aws, "create_cluster.sh", "--bucket", "fruits-code-eu", "--region", "us-east-1"
+    )
     assert completed.returncode == 5
     assert "region us-east-1" in completed.stderr
     assert keys("fruits-code-eu") == [] and aws.emr_calls("RunJobFlow") == []
@@ -265,8 +368,15 @@ def iam() -> Any:
 
 
 def create_roles(aws: LocalAws, *options: str) -> subprocess.CompletedProcess:
-    return run_script(aws, "create_roles.sh", "--bucket", "fruits-data-eu", "--code-bucket",
-                      "fruits-code-eu", *options)  # fmt: skip
+    return run_script(
+        aws,
+        "create_roles.sh",
+        "--bucket",
+        "fruits-data-eu",
+        "--code-bucket",
+        "fruits-code-eu",
+        *options,
+    )
 
 
 def roles_state() -> dict[str, Any]:
@@ -278,11 +388,15 @@ def roles_state() -> dict[str, Any]:
         inline = client.list_role_policies(RoleName=role)["PolicyNames"]
         state[role] = {
             "trusts": [s["Principal"]["Service"] for s in trust["Statement"]],
-            "managed": [p["PolicyArn"] for p in
-                        client.list_attached_role_policies(RoleName=role)["AttachedPolicies"]],
-            "inline": {name: client.get_role_policy(RoleName=role, PolicyName=name)
-                       ["PolicyDocument"] for name in inline},
-        }  # fmt: skip
+            "managed": [
+                p["PolicyArn"]
+                for p in client.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+            ],
+            "inline": {
+                name: client.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+                for name in inline
+            },
+        }
     profile = client.get_instance_profile(InstanceProfileName="fruits-pipeline-emr-ec2")
     state["profile roles"] = [r["RoleName"] for r in profile["InstanceProfile"]["Roles"]]
     return state
@@ -302,10 +416,13 @@ def test_create_roles_creates_both_roles_and_the_profile_and_is_idempotent(aws: 
     assert instance["trusts"] == ["ec2.amazonaws.com"] and instance["managed"] == []
     (s3_policy,) = instance["inline"].values()
     expected = json.loads(
-        (ROOT / "conf" / "iam-instance-role-policy.json").read_text()
-        .replace("DATA_BUCKET", "fruits-data-eu").replace("CODE_BUCKET", "fruits-code-eu")
-        .replace("GLUE_REGION", "eu-west-1").replace("GLUE_DATABASE", "fruits")
-    )  # fmt: skip
+        (ROOT / "conf" / "iam-instance-role-policy.json")
+        .read_text()
+        .replace("DATA_BUCKET", "fruits-data-eu")
+        .replace("CODE_BUCKET", "fruits-code-eu")
+        .replace("GLUE_REGION", "eu-west-1")
+        .replace("GLUE_DATABASE", "fruits")
+    )
     assert s3_policy == expected
     assert first["profile roles"] == ["fruits-pipeline-emr-ec2"]
 
@@ -319,8 +436,13 @@ def test_create_roles_creates_both_roles_and_the_profile_and_is_idempotent(aws: 
 def test_create_roles_dry_run_and_refusals_create_nothing(aws: LocalAws) -> None:
     dry = create_roles(aws, "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    for command in ("create-role", "attach-role-policy", "put-role-policy",
-                    "create-instance-profile", "add-role-to-instance-profile"):  # fmt: skip
+    for command in (
+        "create-role",
+        "attach-role-policy",
+        "put-role-policy",
+        "create-instance-profile",
+        "add-role-to-instance-profile",
+    ):
         assert f"dry-run: aws iam {command}" in dry.stdout
     assert '"arn:aws:s3:::fruits-data-eu/runs/*"' in dry.stdout
     refused = run_script(aws, "create_roles.sh", "--bucket", "fruits-data-us")
@@ -389,8 +511,17 @@ def test_guard_passes_eu_buckets_and_refuses_others(aws: LocalAws) -> None:
 
 
 def test_job_refuses_a_us_bucket_before_reading_anything(aws: LocalAws, tmp_path, capsys) -> None:
-    code = main(["run", "--input", "s3://fruits-data-us/fruits-360/", "--output",
-                 str(tmp_path / "run"), "--weights", str(WEIGHTS)])  # fmt: skip
+    code = main(
+        [
+            "run",
+            "--input",
+            "s3://fruits-data-us/fruits-360/",
+            "--output",
+            str(tmp_path / "run"),
+            "--weights",
+            str(WEIGHTS),
+        ]
+    )
     assert code == ExitCode.RESIDENCY
     assert "bucket fruits-data-us is in region us-east-1" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
@@ -407,8 +538,18 @@ def test_job_loads_weights_from_s3_on_the_driver(aws: LocalAws, tmp_path, capsys
     for source in sorted((SAMPLE / "Training" / "apple").glob("*.jpg"))[:6]:
         (subset / source.name).write_bytes(source.read_bytes())
     output = tmp_path / "run"
-    code = main(["run", "--input", str(tmp_path / "in"), "--output", str(output), "--weights",
-                 f"s3://fruits-data-eu/{key}", "--no-probe"])  # fmt: skip
+    code = main(
+        [
+            "run",
+            "--input",
+            str(tmp_path / "in"),
+            "--output",
+            str(output),
+            "--weights",
+            f"s3://fruits-data-eu/{key}",
+            "--no-probe",
+        ]
+    )
     assert code == ExitCode.OK, capsys.readouterr().err
     manifest = json.loads((output / "manifest.json").read_text())
     assert manifest["weights"]["source"] == f"s3://fruits-data-eu/{key}"
@@ -419,21 +560,47 @@ def test_job_loads_weights_from_s3_on_the_driver(aws: LocalAws, tmp_path, capsys
 
 @pytest.mark.parametrize(
     "command",
-    [["create_cluster.sh", "--dry-run", "--bucket", "fruits-code-eu"],  # no --weights-uri
-     ["create_cluster.sh", "--dry-run", "--bucket", "fruits-code-eu", "--weights-uri",
-      "s3://fruits-data-eu/weights/w.h5", "--task-count", "1", "--spot"],
-     ["create_roles.sh", "--dry-run", "--bucket", "fruits-data-eu"],
-     ["stage_weights.sh", "--dry-run", "--bucket", "fruits-data-eu"],
-     ["submit_step.sh", "--dry-run", "--cluster-id", "j-1", "--bucket", "fruits-code-eu",
-      "--version", "v1", "--", *JOB_ARGS]],
+    [
+        ["create_cluster.sh", "--dry-run", "--bucket", "fruits-code-eu"],  # no --weights-uri
+        [
+            "create_cluster.sh",
+            "--dry-run",
+            "--bucket",
+            "fruits-code-eu",
+            "--weights-uri",
+            "s3://fruits-data-eu/weights/w.h5",
+            "--task-count",
+            "1",
+            "--spot",
+        ],
+        ["create_roles.sh", "--dry-run", "--bucket", "fruits-data-eu"],
+        ["stage_weights.sh", "--dry-run", "--bucket", "fruits-data-eu"],
+        [
+            "submit_step.sh",
+            "--dry-run",
+            "--cluster-id",
+            "j-1",
+            "--bucket",
+            "fruits-code-eu",
+            "--version",
+            "v1",
+            "--",
+            *JOB_ARGS,
+        ],
+    ],
     ids=lambda command: command[0] + ("+weights" if "--weights-uri" in command else ""),
-)  # fmt: skip
+)
 def test_dry_runs_work_in_posix_mode(aws: LocalAws, command: list[str]) -> None:
     """``bash --posix`` (the test_emr_files check covers bash 3.2 itself)."""
     completed = subprocess.run(
         ["bash", "--posix", str(ROOT / "scripts" / command[0]), *command[1:]],
-        cwd=ROOT, env=script_env(aws), capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=script_env(aws),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr
     assert "dry-run: " in completed.stdout
     assert [r for r in aws.requests if r["method"] != "GET" or "location" not in r["query"]] == []

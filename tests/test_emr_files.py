@@ -21,8 +21,11 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
 
-SCRIPTS = [ROOT / "bootstrap" / "bootstrap-emr.sh", *sorted((ROOT / "scripts").glob("*.sh")),
-           ROOT / ".ci" / "run"]  # fmt: skip
+SCRIPTS = [
+    ROOT / "bootstrap" / "bootstrap-emr.sh",
+    *sorted((ROOT / "scripts").glob("*.sh")),
+    ROOT / ".ci" / "run",
+]
 
 
 def project_pins() -> dict[str, str]:
@@ -47,8 +50,12 @@ def test_the_environment_under_test_is_the_lock() -> None:
 
 
 def test_emr_lock_is_the_tested_lock_and_agrees_with_pyproject() -> None:
-    fresh = subprocess.run([sys.executable, str(ROOT / "scripts" / "lock_emr_requirements.py"),
-                            "--check"], capture_output=True, text=True, check=False)  # fmt: skip
+    fresh = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "lock_emr_requirements.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert fresh.returncode == 0, fresh.stderr  # the EMR lock is this env's closure, regenerated
     pins, locked = read_pins("emr.txt"), read_pins("lock.txt")
     assert {name: locked.get(name) for name in pins} == pins  # a subset of the tested lock
@@ -63,12 +70,20 @@ def test_emr_lock_is_the_tested_lock_and_agrees_with_pyproject() -> None:
 def test_bootstrap_script_is_strict_and_has_help() -> None:
     text = (ROOT / "bootstrap" / "bootstrap-emr.sh").read_text()
     assert "set -euo pipefail" in text and "/usr/bin/python3.11" in text
-    completed = subprocess.run([str(ROOT / "bootstrap" / "bootstrap-emr.sh"), "--help"],
-                               capture_output=True, text=True, check=False)  # fmt: skip
+    completed = subprocess.run(
+        [str(ROOT / "bootstrap" / "bootstrap-emr.sh"), "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert completed.returncode == 0 and "Exit codes" in completed.stdout
     for bad_args in (["--nope"], []):  # an unknown argument; no --requirements
-        bad = subprocess.run([str(ROOT / "bootstrap" / "bootstrap-emr.sh"), *bad_args],
-                             capture_output=True, text=True, check=False)  # fmt: skip
+        bad = subprocess.run(
+            [str(ROOT / "bootstrap" / "bootstrap-emr.sh"), *bad_args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert bad.returncode == 2, bad_args
 
 
@@ -136,27 +151,43 @@ def al2023(tmp_path: Path) -> dict[str, Any]:
         (bin_dir / name).chmod(0o755)
     calls = tmp_path / "calls"
     calls.touch()
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-           "STATE": str(state), "CALLS": str(calls),
-           "LOCK": str(ROOT / "requirements" / "emr.txt")}  # fmt: skip
-    return {"env": env, "python": str(bin_dir / "python3.11"), "state": state,
-            "calls": lambda: calls.read_text().splitlines()}  # fmt: skip
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "STATE": str(state),
+        "CALLS": str(calls),
+        "LOCK": str(ROOT / "requirements" / "emr.txt"),
+    }
+    return {
+        "env": env,
+        "python": str(bin_dir / "python3.11"),
+        "state": state,
+        "calls": lambda: calls.read_text().splitlines(),
+    }
 
 
 def bootstrap(al2023: dict[str, Any], *options: str) -> subprocess.CompletedProcess:
-    command = [str(ROOT / "bootstrap" / "bootstrap-emr.sh"), "--python", al2023["python"],
-               "--requirements", "s3://fruits-code-eu/code/bootstrap/requirements-emr.txt",
-               *options]  # fmt: skip
-    return subprocess.run(command, env=al2023["env"], capture_output=True, text=True,
-                          timeout=60, check=False)  # fmt: skip
+    command = [
+        str(ROOT / "bootstrap" / "bootstrap-emr.sh"),
+        "--python",
+        al2023["python"],
+        "--requirements",
+        "s3://fruits-code-eu/code/bootstrap/requirements-emr.txt",
+        *options,
+    ]
+    return subprocess.run(
+        command, env=al2023["env"], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_bootstrap_installs_pip_then_exactly_the_lock_on_al2023(al2023) -> None:
     completed = bootstrap(al2023)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     calls = al2023["calls"]()
-    assert calls[:2] == ["sudo dnf install -y -q python3.11-pip",
-                         "dnf install -y -q python3.11-pip"]  # fmt: skip
+    assert calls[:2] == [
+        "sudo dnf install -y -q python3.11-pip",
+        "dnf install -y -q python3.11-pip",
+    ]
     assert calls[2].startswith(
         "aws s3 cp --only-show-errors s3://fruits-code-eu/code/bootstrap/requirements-emr.txt "
     )
@@ -182,10 +213,19 @@ def test_bootstrap_dry_run_changes_nothing_on_al2023(al2023) -> None:
     assert "--no-deps --requirement" in out
     assert "dry-run: sudo aws s3 cp --only-show-errors s3://fruits-data-eu/weights/w.h5" in out
     missing = subprocess.run(
-        [str(ROOT / "bootstrap" / "bootstrap-emr.sh"), "--python", "/nonexistent/python3.11",
-         "--requirements", str(ROOT / "requirements" / "emr.txt"), "--dry-run"],
-        env=al2023["env"], capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            str(ROOT / "bootstrap" / "bootstrap-emr.sh"),
+            "--python",
+            "/nonexistent/python3.11",
+            "--requirements",
+            str(ROOT / "requirements" / "emr.txt"),
+            "--dry-run",
+        ],
+        env=al2023["env"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert "dry-run: sudo dnf install -y -q python3.11 python3.11-pip" in missing.stdout
 
 
@@ -217,8 +257,11 @@ def test_emr_configurations_set_python_311_and_the_job_settings() -> None:
 def test_every_configured_property_is_explained_in_the_runbook() -> None:
     readme = (ROOT / "docs" / "emr-runbook.md").read_text()
     conf = configurations()
-    names = [*conf["spark-defaults"]["Properties"], *conf["core-site"]["Properties"],
-             *conf["spark-env"]["Configurations"][0]["Properties"]]  # fmt: skip
+    names = [
+        *conf["spark-defaults"]["Properties"],
+        *conf["core-site"]["Properties"],
+        *conf["spark-env"]["Configurations"][0]["Properties"],
+    ]
     missing = [name for name in names if f"`{name}`" not in readme]
     assert not missing, f"docs/emr-runbook.md does not explain {missing}"
 
@@ -239,8 +282,11 @@ def test_instance_role_policy_is_least_privilege() -> None:
                 for r in statement["Resource"]
             )
     bucket_level = {a for s in s3 for a in s["Action"] if all("/" not in r for r in s["Resource"])}
-    assert bucket_level == {"s3:GetBucketLocation", "s3:ListBucket",
-                            "s3:ListBucketMultipartUploads"}  # fmt: skip
+    assert bucket_level == {
+        "s3:GetBucketLocation",
+        "s3:ListBucket",
+        "s3:ListBucketMultipartUploads",
+    }
     (glue,) = [s for s in policy["Statement"] if s["Sid"].endswith("InGlue")]
     # Read and commit the collection's tables; never delete a table or touch a database.
     wanted = {"glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable"}
@@ -272,8 +318,9 @@ def test_workflow_credentials_outlast_the_wait_and_the_job_outlasts_both() -> No
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_shellcheck_passes(script) -> None:
     assert shutil.which("shellcheck"), "shellcheck is missing: `make test` installs it"
-    completed = subprocess.run(["shellcheck", "-x", str(script)], cwd=ROOT,
-                               capture_output=True, text=True, check=False)  # fmt: skip
+    completed = subprocess.run(
+        ["shellcheck", "-x", str(script)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert completed.returncode == 0, completed.stdout
     assert "set -euo pipefail" in script.read_text() or script.name == "common.sh"
 

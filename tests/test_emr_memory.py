@@ -72,8 +72,11 @@ def jvm_overhead_mb(heap_mb: int) -> int:
 def sizing(defaults: dict[str, str]) -> dict[str, int]:
     """The containers the configuration asks YARN for, in MB."""
     pyspark = megabytes(defaults.get("spark.executor.pyspark.memory", "0m"))
-    executor = (megabytes(defaults["spark.executor.memory"])
-                + megabytes(defaults["spark.executor.memoryOverhead"]) + pyspark)  # fmt: skip
+    executor = (
+        megabytes(defaults["spark.executor.memory"])
+        + megabytes(defaults["spark.executor.memoryOverhead"])
+        + pyspark
+    )
     driver = megabytes(defaults["spark.driver.memory"]) + megabytes(
         defaults["spark.driver.memoryOverhead"]
     )
@@ -118,12 +121,14 @@ def test_the_shipped_sizes_fit_the_default_node_with_the_workers_counted() -> No
 
 @pytest.mark.parametrize(
     ("name", "value", "reason"),
-    [("spark.executor.memory", "8g", "of YARN memory"),
-     ("spark.executor.memoryOverhead", "1g", "Python workers"),
-     ("spark.executor.cores", "8", "vCPU"),
-     ("spark.driver.memoryOverhead", "384m", "driver overhead"),
-     ("spark.executor.pyspark.memory", "2g", "address space")],
-)  # fmt: skip
+    [
+        ("spark.executor.memory", "8g", "of YARN memory"),
+        ("spark.executor.memoryOverhead", "1g", "Python workers"),
+        ("spark.executor.cores", "8", "vCPU"),
+        ("spark.driver.memoryOverhead", "384m", "driver overhead"),
+        ("spark.executor.pyspark.memory", "2g", "address space"),
+    ],
+)
 def test_the_check_refuses_sizes_that_would_not_fit(name: str, value: str, reason: str) -> None:
     changed = {**spark_defaults(), name: value}
     assert any(reason in problem for problem in problems(changed, DEFAULT_NODE, measured_rss_mb()))
@@ -134,15 +139,22 @@ def test_the_runbook_memory_table_is_the_configuration() -> None:
     readme = (ROOT / "docs" / "emr-runbook.md").read_text()
     defaults = spark_defaults()
     containers = sizing(defaults)
-    sizes = ("spark.executor.memory", "spark.executor.memoryOverhead", "spark.driver.memory",
-             "spark.driver.memoryOverhead")  # fmt: skip
+    sizes = (
+        "spark.executor.memory",
+        "spark.executor.memoryOverhead",
+        "spark.driver.memory",
+        "spark.driver.memoryOverhead",
+    )
     expected_cells = {name: f"{megabytes(defaults[name]):,} MB" for name in sizes}
-    expected_cells.update({
-        "spark.executor.cores": defaults["spark.executor.cores"],
-        "executor container": f"{containers['executor']:,} MB",
-        "driver container": f"{containers['driver']:,} MB",
-        f"YARN memory of an {DEFAULT_NODE.instance_type}": f"{DEFAULT_NODE.yarn_memory_mb:,} MB",
-    })  # fmt: skip
+    node = DEFAULT_NODE
+    expected_cells.update(
+        {
+            "spark.executor.cores": defaults["spark.executor.cores"],
+            "executor container": f"{containers['executor']:,} MB",
+            "driver container": f"{containers['driver']:,} MB",
+            f"YARN memory of an {node.instance_type}": f"{node.yarn_memory_mb:,} MB",
+        }
+    )
     for name, cell in expected_cells.items():
         # The name in the first cell, not as the start of a longer one (memory, memoryOverhead).
         first_cell = rf"^\| [^|]*{re.escape(name)}(?![\w.])[^|]* \|"

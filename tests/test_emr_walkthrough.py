@@ -58,8 +58,9 @@ def play_the_cluster(stop: threading.Event, done: dict[str, Any]) -> None:
                 args = step["Config"]["Args"]
                 output = args[args.index("--output") + 1]
                 bucket, _, prefix = output.removeprefix("s3://").partition("/")
-                s3.put_object(Bucket=bucket, Key=f"{prefix}manifest.json",
-                              Body=json.dumps(MANIFEST).encode())  # fmt: skip
+                s3.put_object(
+                    Bucket=bucket, Key=f"{prefix}manifest.json", Body=json.dumps(MANIFEST).encode()
+                )
                 set_step_state(cluster["Id"], step["Id"], "COMPLETED")
                 done[step["Id"]] = args
 
@@ -74,16 +75,22 @@ def test_the_readme_walk_runs_from_an_empty_account_to_the_results(
     (bin_dir / "curl").write_text(FAKE_CURL)
     (bin_dir / "curl").chmod(0o755)
     env = script_env(aws)
-    env.update(PATH=f"{bin_dir}:{env['PATH']}", STAND_IN=str(WEIGHTS),
-               CURL_LOG=str(tmp_path / "curl.log"))  # fmt: skip
+    env.update(
+        PATH=f"{bin_dir}:{env['PATH']}", STAND_IN=str(WEIGHTS), CURL_LOG=str(tmp_path / "curl.log")
+    )
     stop, done = threading.Event(), {}
     cluster = threading.Thread(target=play_the_cluster, args=(stop, done), daemon=True)
     cluster.start()
     try:
         completed = subprocess.run(
-            ["bash", "-c", f"set -euo pipefail\n{OWN_VALUES}\n{commands}"], cwd=ROOT, env=env,
-            capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
+            ["bash", "-c", f"set -euo pipefail\n{OWN_VALUES}\n{commands}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
     finally:
         stop.set()
         cluster.join()
@@ -104,8 +111,10 @@ def test_the_readme_walk_runs_from_an_empty_account_to_the_results(
     assert policy["PolicyDocument"]["Statement"][0]["Resource"] == [f"arn:aws:s3:::{BUCKET}"]
     (run_job_flow,) = aws.emr_calls("RunJobFlow")
     sent = json.loads(run_job_flow["body"])
-    assert (sent["ServiceRole"], sent["JobFlowRole"]) == ("fruits-pipeline-emr-service",
-                                                          "fruits-pipeline-emr-ec2")  # fmt: skip
+    assert (sent["ServiceRole"], sent["JobFlowRole"]) == (
+        "fruits-pipeline-emr-service",
+        "fruits-pipeline-emr-ec2",
+    )
     # 3. the official file's name and URL, its sha256 pinned through to the step.
     assert (tmp_path / "curl.log").read_text().split() == [IMAGENET_URL]
     weights = s3.head_object(Bucket=BUCKET, Key=f"weights/{IMAGENET_FILE}")

@@ -58,11 +58,21 @@ def test_non_finite_model_output_is_an_error_not_a_vector() -> None:
 def test_unpack_batch_turns_bytes_back_into_the_same_floats() -> None:
     vectors = np.random.default_rng(0).standard_normal((3, FEATURE_DIM)).astype(np.float32)
     batch = pa.RecordBatch.from_pydict(
-        {"path": ["a", "b", "c"], "label": ["x"] * 3, "split": [None] * 3,
-         "packed_features": [vector.tobytes() for vector in vectors]},
-        schema=pa.schema([("path", pa.string()), ("label", pa.string()),
-                          ("split", pa.string()), ("packed_features", pa.binary())]),
-    )  # fmt: skip
+        {
+            "path": ["a", "b", "c"],
+            "label": ["x"] * 3,
+            "split": [None] * 3,
+            "packed_features": [vector.tobytes() for vector in vectors],
+        },
+        schema=pa.schema(
+            [
+                ("path", pa.string()),
+                ("label", pa.string()),
+                ("split", pa.string()),
+                ("packed_features", pa.binary()),
+            ]
+        ),
+    )
     # A slice starts at a non-zero offset inside the buffers: the offsets must be honoured.
     unpacked = unpack_batch(batch.slice(1, 2))
     assert unpacked.schema.names == ["path", "label", "split", "features"]
@@ -76,9 +86,15 @@ def test_unpack_batch_turns_bytes_back_into_the_same_floats() -> None:
 def test_unpack_batch_refuses_rows_that_are_not_whole_vectors(bad: bytes | None) -> None:
     batch = pa.RecordBatch.from_pydict(
         {"path": ["a"], "label": ["x"], "split": [None], "packed_features": [bad]},
-        schema=pa.schema([("path", pa.string()), ("label", pa.string()),
-                          ("split", pa.string()), ("packed_features", pa.binary())]),
-    )  # fmt: skip
+        schema=pa.schema(
+            [
+                ("path", pa.string()),
+                ("label", pa.string()),
+                ("split", pa.string()),
+                ("packed_features", pa.binary()),
+            ]
+        ),
+    )
     with pytest.raises(ValueError, match="packed_features"):
         unpack_batch(batch)
 
@@ -86,11 +102,13 @@ def test_unpack_batch_refuses_rows_that_are_not_whole_vectors(bad: bytes | None)
 def test_successes_unpacks_only_the_featurized_rows(spark) -> None:
     vector = np.linspace(-1, 1, FEATURE_DIM, dtype=np.float32)
     staged = spark.createDataFrame(
-        [("p1", "Apple", "Test", (vector.tobytes(), None, None)),
-         ("p2", "Apple", "Test", (None, "truncated", "cannot decode"))],
+        [
+            ("p1", "Apple", "Test", (vector.tobytes(), None, None)),
+            ("p2", "Apple", "Test", (None, "truncated", "cannot decode")),
+        ],
         "path string, label string, split string, "
         "result struct<packed_features binary, error_kind string, error_message string>",
-    )  # fmt: skip
+    )
     rows = staged.transform(successes).collect()
     assert [row.path for row in rows] == ["p1"]
     assert staged.transform(successes).schema["features"].dataType.simpleString() == "array<float>"

@@ -77,8 +77,12 @@ def engine_allows(principal: str, action: str, resource: str) -> bool:
 
 
 def post(aws: LocalAws, path: str, body: str) -> None:
-    request = urllib.request.Request(f"{aws.endpoint}{path}", data=body.encode(), method="POST",
-                                     headers={"Content-Type": "text/plain"})  # fmt: skip
+    request = urllib.request.Request(
+        f"{aws.endpoint}{path}",
+        data=body.encode(),
+        method="POST",
+        headers={"Content-Type": "text/plain"},
+    )
     urllib.request.urlopen(request).close()
 
 
@@ -90,8 +94,13 @@ def enforced(aws: LocalAws) -> Iterator[dict[str, Any]]:
     """
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=OTHER, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    for bucket, key in [(DATA, IMAGE), (DATA, "weights/w.h5"), (DATA, STAGED),
-                        (CODE, "code/v1/fruits_pipeline.zip"), (OTHER, "secret.csv")]:  # fmt: skip
+    for bucket, key in [
+        (DATA, IMAGE),
+        (DATA, "weights/w.h5"),
+        (DATA, STAGED),
+        (CODE, "code/v1/fruits_pipeline.zip"),
+        (OTHER, "secret.csv"),
+    ]:
         s3.put_object(Bucket=bucket, Key=key, Body=b"x")
     uploads = {
         key: s3.create_multipart_upload(Bucket=DATA, Key=key)["UploadId"]
@@ -113,8 +122,12 @@ def enforced(aws: LocalAws) -> Iterator[dict[str, Any]]:
 
 
 def client_for(credentials: Credentials) -> Any:
-    return boto3.client("s3", region_name="eu-west-1", aws_access_key_id=credentials.access_key,
-                        aws_secret_access_key=credentials.secret_key)  # fmt: skip
+    return boto3.client(
+        "s3",
+        region_name="eu-west-1",
+        aws_access_key_id=credentials.access_key,
+        aws_secret_access_key=credentials.secret_key,
+    )
 
 
 def send(op: Operation, client: Any, uploads: dict[str, str], parts: list[dict]) -> bool:
@@ -123,8 +136,12 @@ def send(op: Operation, client: Any, uploads: dict[str, str], parts: list[dict])
     ``uploads`` (key: upload id) and ``parts`` carry the multipart upload from call to call.
     """
     params = dict(op.params)
-    if op.call in ("upload_part", "list_parts", "complete_multipart_upload",
-                   "abort_multipart_upload"):  # fmt: skip
+    if op.call in (
+        "upload_part",
+        "list_parts",
+        "complete_multipart_upload",
+        "abort_multipart_upload",
+    ):
         params["UploadId"] = uploads[params["Key"]]
     if op.call == "complete_multipart_upload":
         params["MultipartUpload"] = {"Parts": parts}
@@ -155,8 +172,10 @@ def test_every_operation_of_a_run_is_decided_as_intended(
         if decided != op.allowed or (op.call not in POLICY_ENGINE_ONLY and http_allowed != engine):
             wrong.append((op.principal, op.why, op.call, http_allowed, engine))
         for action, resource in op.checks:
-            rows.append(f"{'ALLOWED' if decided else 'DENIED ':7} {op.principal:13} {action:30} "
-                        f"{resource:70} {op.why}")  # fmt: skip
+            rows.append(
+                f"{'ALLOWED' if decided else 'DENIED ':7} {op.principal:13} {action:30} "
+                f"{resource:70} {op.why}"
+            )
     with capsys.disabled():
         print("\nIAM enforcement (moto): decision, principal, action, resource, operation")
         print("\n".join(rows))
@@ -178,8 +197,9 @@ def signed(
     aws_request = AWSRequest(method=request["method"], url=url, headers=headers, data=body)
     S3SigV4Auth(credentials, "s3", "eu-west-1").add_auth(aws_request)
     prepared = aws_request.prepare()
-    return urllib.request.Request(prepared.url, data=body or None, method=request["method"],
-                                  headers=dict(prepared.headers))  # fmt: skip
+    return urllib.request.Request(
+        prepared.url, data=body or None, method=request["method"], headers=dict(prepared.headers)
+    )
 
 
 def with_a_live_upload(request: dict[str, str], client: Any) -> dict[str, str]:
@@ -194,8 +214,10 @@ def with_a_live_upload(request: dict[str, str], client: Any) -> dict[str, str]:
     body = request["body"]
     if request["method"] == "POST":
         part = client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"x")
-        body = (f"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber>"
-                f"<ETag>{part['ETag']}</ETag></Part></CompleteMultipartUpload>")  # fmt: skip
+        body = (
+            f"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber>"
+            f"<ETag>{part['ETag']}</ETag></Part></CompleteMultipartUpload>"
+        )
     return {**request, "query": query, "body": body}
 
 
@@ -220,8 +242,12 @@ def test_every_request_of_a_real_s3a_run_is_allowed_for_the_instance_role(
     refused = [c for c in checks if not engine_allows(INSTANCE_ROLE, *c)]
     assert not refused, refused
     # Every kind of request S3A sent is one the replayed operations prove.
-    proven = {action for op in OPERATIONS if op.principal == INSTANCE_ROLE and op.allowed
-              for action, _ in op.checks}  # fmt: skip
+    proven = {
+        action
+        for op in OPERATIONS
+        if op.principal == INSTANCE_ROLE and op.allowed
+        for action, _ in op.checks
+    }
     assert {action for action, _ in checks} <= proven
 
     credentials = enforced["keys"][INSTANCE_ROLE]
@@ -248,17 +274,28 @@ def test_the_s3a_run_needs_what_the_old_policy_lacked() -> None:
 
 
 def test_iam_action_for_knows_the_requests_the_policies_hinge_on() -> None:
-    copy = {"method": "PUT", "path": f"/{DATA}/runs/x/part-0", "query": "",
-            "copy_source": f"{DATA}/runs/x/_temporary/0/part-0"}  # fmt: skip
+    copy = {
+        "method": "PUT",
+        "path": f"/{DATA}/runs/x/part-0",
+        "query": "",
+        "copy_source": f"{DATA}/runs/x/_temporary/0/part-0",
+    }
     assert iam_action_for(copy) == [
         ("s3:PutObject", f"arn:aws:s3:::{DATA}/runs/x/part-0"),
         ("s3:GetObject", f"arn:aws:s3:::{DATA}/runs/x/_temporary/0/part-0"),
     ]
-    bulk = {"method": "POST", "path": f"/{DATA}", "query": "delete", "copy_source": "",
-            "body": "<Delete><Object><Key>runs/a</Key></Object><Object><Key>runs/b</Key>"
-                    "</Object></Delete>"}  # fmt: skip
-    assert iam_action_for(bulk) == [("s3:DeleteObject", f"arn:aws:s3:::{DATA}/runs/a"),
-                                    ("s3:DeleteObject", f"arn:aws:s3:::{DATA}/runs/b")]  # fmt: skip
+    bulk = {
+        "method": "POST",
+        "path": f"/{DATA}",
+        "query": "delete",
+        "copy_source": "",
+        "body": "<Delete><Object><Key>runs/a</Key></Object><Object><Key>runs/b</Key>"
+        "</Object></Delete>",
+    }
+    assert iam_action_for(bulk) == [
+        ("s3:DeleteObject", f"arn:aws:s3:::{DATA}/runs/a"),
+        ("s3:DeleteObject", f"arn:aws:s3:::{DATA}/runs/b"),
+    ]
     with pytest.raises(ValueError, match="unmapped"):
         iam_action_for({"method": "PUT", "path": f"/{DATA}", "query": "acl", "copy_source": ""})
 

@@ -23,24 +23,40 @@ def paths(frame) -> list[str]:
 
 def test_plan_reuses_only_files_with_the_same_path_length_and_time(spark) -> None:
     previous_inventory = spark.createDataFrame(
-        [("f:/a/same.jpg", 10, T0), ("f:/a/longer.jpg", 10, T0), ("f:/a/touched.jpg", 10, T0),
-         ("f:/b/bad.jpg", 5, T0), ("f:/b/gone.jpg", 10, T0)], INVENTORY_SCHEMA,
-    )  # fmt: skip
+        [
+            ("f:/a/same.jpg", 10, T0),
+            ("f:/a/longer.jpg", 10, T0),
+            ("f:/a/touched.jpg", 10, T0),
+            ("f:/b/bad.jpg", 5, T0),
+            ("f:/b/gone.jpg", 10, T0),
+        ],
+        INVENTORY_SCHEMA,
+    )
     features = spark.createDataFrame(
-        [(p, p.split("/")[1], None, [1.0]) for p in
-         ("f:/a/same.jpg", "f:/a/longer.jpg", "f:/a/touched.jpg", "f:/b/gone.jpg")],
+        [
+            (p, p.split("/")[1], None, [1.0])
+            for p in ("f:/a/same.jpg", "f:/a/longer.jpg", "f:/a/touched.jpg", "f:/b/gone.jpg")
+        ],
         FEATURES_SCHEMA,
-    )  # fmt: skip
+    )
     errors = spark.createDataFrame([("f:/b/bad.jpg", "b", None, "corrupt", "why")], ERRORS_SCHEMA)
     previous = PreviousRun("f:/run1", None, previous_inventory, features, errors)  # type: ignore[arg-type]
     scanned = spark.createDataFrame(
-        [("f:/a/same.jpg", 10, T0), ("f:/a/longer.jpg", 11, T0), ("f:/a/touched.jpg", 10, T1),
-         ("f:/b/bad.jpg", 5, T0), ("f:/c/new.jpg", 7, T1)], INVENTORY_SCHEMA,
-    )  # fmt: skip
-    images = scanned.select("path", F.lit("x").alias("label"), F.lit(None).alias("split"),
-                            F.lit(b"").alias("content"))  # fmt: skip
-    listing = Listing(images=images, files=scanned.select("path"), scanned=scanned, count=5,
-                      read_partitions=1)  # fmt: skip
+        [
+            ("f:/a/same.jpg", 10, T0),
+            ("f:/a/longer.jpg", 11, T0),
+            ("f:/a/touched.jpg", 10, T1),
+            ("f:/b/bad.jpg", 5, T0),
+            ("f:/c/new.jpg", 7, T1),
+        ],
+        INVENTORY_SCHEMA,
+    )
+    images = scanned.select(
+        "path", F.lit("x").alias("label"), F.lit(None).alias("split"), F.lit(b"").alias("content")
+    )
+    listing = Listing(
+        images=images, files=scanned.select("path"), scanned=scanned, count=5, read_partitions=1
+    )
     read = []
 
     def read_files(named):

@@ -61,16 +61,24 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     new = [photos("Test", label)[0] for label in LABELS] + [photos("Test", "apple")[1]]
     for photo in new:  # 4 new photos: 10 % of 39 good ones
         shutil.copy(photo, folder / photo.parent.name / f"new {photo.name}")
-    changed = [folder / "apple" / photos("Training", "apple")[0].name,
-               folder / "Cocos" / photos("Training", "Cocos")[0].name]  # fmt: skip
+    changed = [
+        folder / "apple" / photos("Training", "apple")[0].name,
+        folder / "Cocos" / photos("Training", "Cocos")[0].name,
+    ]
     for target, source in zip(changed, photos("Test", "Cocos")[1:3], strict=True):
         shutil.copy(source, target)  # other bytes, a new modification time
     deleted = [folder / "mango" / p.name for p in photos("Training", "mango")[1:4]]
     for path in deleted:
         path.unlink()
     shutil.copy(photos("Test", "mango")[1], folder / "mango" / "corrupt b.jpg")  # fixed
-    code = run("--input", str(folder), "--output", str(root / "second"),
-               "--incremental-from", str(root / "first"))  # fmt: skip
+    code = run(
+        "--input",
+        str(folder),
+        "--output",
+        str(root / "second"),
+        "--incremental-from",
+        str(root / "first"),
+    )
     assert code == ExitCode.OK
     assert run("--input", str(folder), "--output", str(root / "full")) == ExitCode.OK
     manifest = json.loads((root / "second" / "manifest.json").read_text())
@@ -118,13 +126,26 @@ def test_a_previous_run_that_did_not_succeed_is_refused(
     manifest.update(status="failed", error="TooManyBadImagesError: ...")
     (failed / "manifest.json").write_text(json.dumps(manifest))
     (failed / ".manifest.json.crc").unlink()  # Hadoop's local checksum of the old text
-    code = run("--input", str(runs["folder"]), "--output", str(tmp_path / "out"),
-               "--incremental-from", str(failed))  # fmt: skip
+    code = run(
+        "--input",
+        str(runs["folder"]),
+        "--output",
+        str(tmp_path / "out"),
+        "--incremental-from",
+        str(failed),
+    )
     assert code == ExitCode.NO_INPUT
     assert "did not succeed (status failed: TooManyBadImagesError" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-    same = run("--input", str(runs["folder"]), "--output", str(failed), "--overwrite",
-               "--incremental-from", str(failed))  # fmt: skip
+    same = run(
+        "--input",
+        str(runs["folder"]),
+        "--output",
+        str(failed),
+        "--overwrite",
+        "--incremental-from",
+        str(failed),
+    )
     assert same == ExitCode.USAGE
     assert (failed / "features").is_dir()  # --overwrite did not get to delete it
 
@@ -144,15 +165,20 @@ def test_project_gives_the_saved_models_own_projection(
     assert code == ExitCode.OK
     manifest = json.loads((output / "manifest.json").read_text())
     first = json.loads((model_run / "manifest.json").read_text())
-    assert manifest["model_run"] == {"run": f"file:{model_run}", "k": first["reduction"]["k"],
-                                     "weights_sha256": first["weights"]["sha256"]}  # fmt: skip
+    assert manifest["model_run"] == {
+        "run": f"file:{model_run}",
+        "k": first["reduction"]["k"],
+        "weights_sha256": first["weights"]["sha256"],
+    }
     assert not (output / "model").exists()
 
     features = spark.read.parquet(str(output / "features"))
     model = PipelineModel.load(str(model_run / "model"))
     theirs = model.transform(features.withColumn(VECTOR_COL, array_to_vector("features")))
-    expected = {r.path: np.asarray(r.p) for r in
-                theirs.select("path", vector_to_array(PCA_COL).alias("p")).collect()}  # fmt: skip
+    expected = {
+        r.path: np.asarray(r.p)
+        for r in theirs.select("path", vector_to_array(PCA_COL).alias("p")).collect()
+    }
     ours = by_path(output / "pca", "pca_features")
     assert ours.keys() == expected.keys() and len(ours) == 12
     assert max(np.abs(ours[p] - expected[p]).max() for p in ours) <= 1e-4
@@ -164,8 +190,17 @@ def test_project_refuses_other_weights_before_any_work(
     other = tmp_path / "other.weights.h5"  # the fake gives other weights another sha256
     output = tmp_path / "scored"
     first = str(runs["root"] / "first")
-    code = command("project", "--model", first, "--input", str(runs["folder"]),
-                   "--output", str(output), "--weights", str(other))  # fmt: skip
+    code = command(
+        "project",
+        "--model",
+        first,
+        "--input",
+        str(runs["folder"]),
+        "--output",
+        str(output),
+        "--weights",
+        str(other),
+    )
     assert code == ExitCode.BAD_WEIGHTS
     message = capsys.readouterr().err
     assert FAKE_SHA256 in message

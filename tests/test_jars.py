@@ -67,8 +67,9 @@ def test_fetch_script_finds_the_cached_jars_and_dry_run_fetches_nothing(tmp_path
     assert "already there" in cached.stderr
     assert find_jars(S3A_JARS + ICEBERG_JARS, Path(cached.stdout.strip()))  # make test fetched
     empty = tmp_path / "jars"
-    dry = subprocess.run([str(FETCH), "--dir", str(empty), "--dry-run"], capture_output=True,
-                         text=True, check=False)  # fmt: skip
+    dry = subprocess.run(
+        [str(FETCH), "--dir", str(empty), "--dry-run"], capture_output=True, text=True, check=False
+    )
     assert dry.returncode == 0
     assert "would mvn dependency:copy org.apache.hadoop:hadoop-aws:3.3.4" in dry.stderr
     assert "org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:1.10.1" in dry.stderr
@@ -78,8 +79,12 @@ def test_fetch_script_finds_the_cached_jars_and_dry_run_fetches_nothing(tmp_path
 def test_fetch_script_refuses_a_jar_with_the_wrong_checksum(tmp_path: Path) -> None:
     for name in S3A_JARS + ICEBERG_JARS:
         (tmp_path / name).write_bytes(b"not the jar")
-    completed = subprocess.run([str(FETCH), "--dir", str(tmp_path), "--dry-run"],
-                               capture_output=True, text=True, check=False)  # fmt: skip
+    completed = subprocess.run(
+        [str(FETCH), "--dir", str(tmp_path), "--dry-run"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert completed.returncode == 0
     assert "already there" not in completed.stderr  # a wrong jar is never taken as ready
     assert completed.stderr.count("would mvn dependency:copy") == 4

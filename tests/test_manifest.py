@@ -23,11 +23,16 @@ pytestmark = pytest.mark.unit
 
 def running() -> Manifest:
     return Manifest(
-        status="running", started_at="2026-11-22T00:00:00+00:00", input="s3://b/in/",
-        output="s3://b/runs/1/", config={"k": None}, weights=WeightsInfo("imagenet", "ab" * 32),
-        read_partitions=3, residency=ResidencyInfo(["eu-west-1"], "eu-west-1", {"b": "eu-west-1"}),
+        status="running",
+        started_at="2026-11-22T00:00:00+00:00",
+        input="s3://b/in/",
+        output="s3://b/runs/1/",
+        config={"k": None},
+        weights=WeightsInfo("imagenet", "ab" * 32),
+        read_partitions=3,
+        residency=ResidencyInfo(["eu-west-1"], "eu-west-1", {"b": "eu-west-1"}),
         versions={"python": "3.11.7"},
-    )  # fmt: skip
+    )
 
 
 def test_counts_add_up_per_label_and_in_all() -> None:
@@ -39,8 +44,18 @@ def test_counts_add_up_per_label_and_in_all() -> None:
 
 def test_a_running_manifest_leaves_out_the_sections_it_has_not_reached() -> None:
     data = running().to_json()
-    assert list(data) == ["status", "started_at", "input", "output", "config", "weights",
-                          "read_partitions", "residency", "versions", "timings_s"]  # fmt: skip
+    assert list(data) == [
+        "status",
+        "started_at",
+        "input",
+        "output",
+        "config",
+        "weights",
+        "read_partitions",
+        "residency",
+        "versions",
+        "timings_s",
+    ]
     assert data["weights"] == {"source": "imagenet", "sha256": "ab" * 32}
     assert data["config"] == {"k": None}  # a None inside a section is kept
 

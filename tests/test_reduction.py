@@ -23,8 +23,10 @@ pytestmark = pytest.mark.spark
 
 def frame(spark, matrix: np.ndarray, labels: list[str] | None = None):
     labels = labels or ["one class"] * len(matrix)
-    rows = [(f"file:/x/{i}.jpg", labels[i], None, row.astype(float).tolist())
-            for i, row in enumerate(matrix)]  # fmt: skip
+    rows = [
+        (f"file:/x/{i}.jpg", labels[i], None, row.astype(float).tolist())
+        for i, row in enumerate(matrix)
+    ]
     return spark.createDataFrame(
         rows, "path string, label string, split string, features array<float>"
     )

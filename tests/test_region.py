@@ -80,15 +80,26 @@ def test_job_on_a_us_node_is_refused_before_anything_is_read_or_written(
 ) -> None:
     metadata.region = "us-east-1"
     output = tmp_path / "run"
-    code = main(["run", "--input", "s3://fruits-data-eu/fruits-360/", "--output", str(output),
-                 "--weights", str(WEIGHTS)])  # fmt: skip
+    code = main(
+        [
+            "run",
+            "--input",
+            "s3://fruits-data-eu/fruits-360/",
+            "--output",
+            str(output),
+            "--weights",
+            str(WEIGHTS),
+        ]
+    )
     assert code == ExitCode.RESIDENCY
     err = capsys.readouterr().err
     assert "the driver (EC2 instance metadata) is in region us-east-1" in err
     assert not output.exists()
     assert aws.requests == []  # refused before even asking where the buckets are
     assert [(method, path) for method, path, _ in metadata.calls] == [
-        ("PUT", "/latest/api/token"), ("GET", "/latest/meta-data/placement/region")]  # fmt: skip
+        ("PUT", "/latest/api/token"),
+        ("GET", "/latest/meta-data/placement/region"),
+    ]
     assert metadata.calls[1][2] == TOKEN  # IMDSv2: the region read with the session token
 
 

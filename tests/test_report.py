@@ -39,12 +39,18 @@ def run_with_errors(sample_run: dict[str, Any], tmp_path_factory) -> Path:
     """The sample run plus an errors/ table, as a run with bad files would have."""
     run = tmp_path_factory.mktemp("report-run") / "run"
     shutil.copytree(sample_run["output"], run, ignore=shutil.ignore_patterns("report"))
-    errors = pd.DataFrame({
-        "path": ["file:/data/Training/apple/broken.jpg", "file:/data/Test/Cherry/empty.jpg"],
-        "label": ["apple", "Cherry"], "split": ["Training", "Test"],
-        "error_kind": ["truncated", "empty_file"],
-        "error_message": ["cannot decode: image file is truncated", "the file is empty (0 bytes)"],
-    })  # fmt: skip
+    errors = pd.DataFrame(
+        {
+            "path": ["file:/data/Training/apple/broken.jpg", "file:/data/Test/Cherry/empty.jpg"],
+            "label": ["apple", "Cherry"],
+            "split": ["Training", "Test"],
+            "error_kind": ["truncated", "empty_file"],
+            "error_message": [
+                "cannot decode: image file is truncated",
+                "the file is empty (0 bytes)",
+            ],
+        }
+    )
     shutil.rmtree(run / "errors")
     (run / "errors").mkdir()
     errors.to_parquet(run / "errors" / "part-0.parquet")
@@ -86,13 +92,30 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
     assert chromium, "chromium is missing: `make test` installs it"
     shot = tmp_path / "shot.png"
     completed = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--disable-quic", f"--user-data-dir={tmp_path / 'profile'}",
-         "--enable-logging=stderr", "--v=0", "--hide-scrollbars", "--window-size=1000,2600",
-         f"--screenshot={shot}", report.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--hide-scrollbars",
+            "--window-size=1000,2600",
+            f"--screenshot={shot}",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr[-2000:]
     console = [line for line in completed.stderr.splitlines() if "CONSOLE" in line]
     assert not console, console
@@ -145,8 +168,11 @@ def test_report_of_a_failed_run_says_so(run_with_errors: Path, tmp_path: Path) -
     run.mkdir()
     manifest = json.loads((run_with_errors / "manifest.json").read_text())
     # What a run stopped by bad images writes: everything up to the counts, no later section.
-    failed = {k: v for k, v in manifest.items()
-              if k not in ("reduction", "probe", "throughput", "outputs")}  # fmt: skip
+    failed = {
+        k: v
+        for k, v in manifest.items()
+        if k not in ("reduction", "probe", "throughput", "outputs")
+    }
     failed.update(status="failed", error="TooManyBadImagesError: 3 of 20 images (15.0%) ...")
     (run / "manifest.json").write_text(json.dumps(failed))
     shutil.copytree(run_with_errors / "errors", run / "errors")

@@ -26,9 +26,16 @@ JOB = ["run", "--input", "s3://b/in put/", "--output", "s3://b/runs/r/"]
 def test_spark_submit_args_run_the_zip_and_entrypoint_in_cluster_mode() -> None:
     args = step_args("s3://b/code/v1/", JOB)
     assert args == [
-        "spark-submit", "--deploy-mode", "cluster", "--conf", "spark.yarn.maxAppAttempts=1",
-        "--py-files", "s3://b/code/v1/fruits_pipeline.zip", "s3://b/code/v1/main.py", *JOB,
-    ]  # fmt: skip
+        "spark-submit",
+        "--deploy-mode",
+        "cluster",
+        "--conf",
+        "spark.yarn.maxAppAttempts=1",
+        "--py-files",
+        "s3://b/code/v1/fruits_pipeline.zip",
+        "s3://b/code/v1/main.py",
+        *JOB,
+    ]
     assert STEP_CONF == {"spark.yarn.maxAppAttempts": "1"}
 
 
@@ -46,11 +53,22 @@ def test_local_command_keeps_the_step_and_adds_master_and_conf() -> None:
     conf = {"spark.a": "1", "spark.b": "x=y"}
     command = local_command(step_args("s3://b/c", JOB), "/x/spark-submit", "local[1]", conf)
     assert command == [
-        "/x/spark-submit", "--master", "local[1]", "--conf", "spark.a=1",
-        "--conf", "spark.b=x=y", "--deploy-mode", "client", "--conf",
-        "spark.yarn.maxAppAttempts=1", "--py-files", "s3://b/c/fruits_pipeline.zip",
-        "s3://b/c/main.py", *JOB,
-    ]  # fmt: skip
+        "/x/spark-submit",
+        "--master",
+        "local[1]",
+        "--conf",
+        "spark.a=1",
+        "--conf",
+        "spark.b=x=y",
+        "--deploy-mode",
+        "client",
+        "--conf",
+        "spark.yarn.maxAppAttempts=1",
+        "--py-files",
+        "s3://b/c/fruits_pipeline.zip",
+        "s3://b/c/main.py",
+        *JOB,
+    ]
     with pytest.raises(ValueError, match="not a spark-submit command"):
         local_command(["python", "x.py"], "/x/spark-submit", "local[1]", {})
 
@@ -64,10 +82,15 @@ def test_package_holds_every_module_and_nothing_else(tmp_path: Path) -> None:
 
 
 def test_main_writes_package_and_steps_file(tmp_path: Path) -> None:
-    assert main(["--code-prefix", "s3://b/code/v2", "--name", "n", "--out", str(tmp_path),
-                 "--", *JOB]) == 0  # fmt: skip
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fruits_pipeline.zip", "main.py",
-                                                          "steps.json"]  # fmt: skip
+    assert (
+        main(["--code-prefix", "s3://b/code/v2", "--name", "n", "--out", str(tmp_path), "--", *JOB])
+        == 0
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "fruits_pipeline.zip",
+        "main.py",
+        "steps.json",
+    ]
     assert json.loads((tmp_path / "steps.json").read_text()) == [
         emr_step("n", "s3://b/code/v2", JOB)
     ]

@@ -36,8 +36,12 @@ def test_imagenet_download_is_checked_by_keras_against_the_pin(
     monkeypatch.setattr(keras.utils, "get_file", get_file)
     with pytest.raises(WeightsError, match=r"stage_weights\.sh"):
         load_weights(IMAGENET, 224, sha256=SHIPPED_SHA256)
-    assert asked == {"name": IMAGENET_FILE, "origin": IMAGENET_URL, "cache_subdir": "models",
-                     "file_hash": SHIPPED_SHA256}  # fmt: skip
+    assert asked == {
+        "name": IMAGENET_FILE,
+        "origin": IMAGENET_URL,
+        "cache_subdir": "models",
+        "file_hash": SHIPPED_SHA256,
+    }
 
 
 def test_the_pin_is_a_job_option_taken_in_any_case() -> None:

@@ -79,8 +79,10 @@ def features_of(ir: OpenVinoModel, pixels: np.ndarray, threads: int) -> np.ndarr
     """``float32 (n, 1280)`` features of ``uint8 (n, s, s, 3)`` pixels by ``ir``, on the
     driver, ``GATE_BATCH`` images per call."""
     predict = compile_predictor(ir, threads)
-    batches = [predict(pixels[start : start + GATE_BATCH]).copy()
-               for start in range(0, len(pixels), GATE_BATCH)]  # fmt: skip
+    batches = [
+        predict(pixels[start : start + GATE_BATCH]).copy()
+        for start in range(0, len(pixels), GATE_BATCH)
+    ]
     return np.concatenate(batches).astype(np.float32)
 
 

@@ -216,10 +216,13 @@ def feature_moments(features: DataFrame, dim: int = FEATURE_DIM) -> FeatureMomen
         yield pa.RecordBatch.from_pydict(
             {"rows": [total.rows], "mean": [total.mean], "scatter": [total.scatter.ravel()]},
             schema=pa.schema(
-                [("rows", pa.int64()), ("mean", pa.list_(pa.float64())),
-                 ("scatter", pa.list_(pa.float64()))]
+                [
+                    ("rows", pa.int64()),
+                    ("mean", pa.list_(pa.float64())),
+                    ("scatter", pa.list_(pa.float64())),
+                ]
             ),
-        )  # fmt: skip
+        )
 
     partitions = max(1, features.sparkSession.sparkContext.defaultParallelism)
     partials = (

@@ -38,6 +38,9 @@ def test_bad_weights_exit_7_on_the_driver_and_write_nothing(kind, tmp_path: Path
     assert code == ExitCode.BAD_WEIGHTS
     message = capsys.readouterr().err
     assert str(weights) in message
-    assert {"not hdf5": "not an HDF5", "wrong architecture": "does not fit MobileNetV2",
-            "missing": "not found"}[kind] in message  # fmt: skip
+    assert {
+        "not hdf5": "not an HDF5",
+        "wrong architecture": "does not fit MobileNetV2",
+        "missing": "not found",
+    }[kind] in message
     assert not output.exists()

@@ -17,10 +17,19 @@ pytestmark = pytest.mark.e2e
 def test_benchmark_smoke_mode_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     figures_path = tmp_path / "figures.json"
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--smoke", "--json",
-         str(figures_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "throughput.py"),
+            "--smoke",
+            "--json",
+            str(figures_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "(a) raw model" in completed.stdout and "(b)/(c) =" in completed.stdout
     figures = json.loads(figures_path.read_text())
@@ -32,8 +41,14 @@ def test_benchmark_smoke_mode_prints_the_table_and_writes_json(tmp_path: Path) -
 
 
 def run_benchmark(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args, "--no-save"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=1200, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, *args, "--no-save"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
 
 
 def test_incremental_benchmark_runs_and_prints_the_ratio() -> None:

@@ -52,9 +52,16 @@ HIDDEN_KEY = "fruits-360/Training/Apple Braeburn/_IMG 2.jpg"  # Spark's sources 
 EMPTY_KEY = "fruits-360/Test/mango/empty.jpg"
 # EMR's spark-defaults that size executors for an m5.xlarge or point at EMR's interpreter make
 # no sense on local-cluster's 1-core, 2 GB executors; every other setting applies as on EMR.
-NOT_LOCAL = ("spark.pyspark.", "spark.executor.memory", "spark.executor.cores",
-             "spark.executor.pyspark.memory", "spark.executor.instances", "spark.driver.memory",
-             "spark.driver.cores", "spark.dynamicAllocation.")  # fmt: skip
+NOT_LOCAL = (
+    "spark.pyspark.",
+    "spark.executor.memory",
+    "spark.executor.cores",
+    "spark.executor.pyspark.memory",
+    "spark.executor.instances",
+    "spark.driver.memory",
+    "spark.driver.cores",
+    "spark.dynamicAllocation.",
+)
 
 
 def emr_spark_defaults() -> dict[str, str]:
@@ -154,8 +161,12 @@ def run_locally(
         **s3a_settings({}, aws.endpoint),
     }
     command = local_command(step_args, spark_submit, MASTER, conf)
-    env = {**os.environ, **aws.env(), "PYSPARK_PYTHON": sys.executable,
-           "PYSPARK_DRIVER_PYTHON": sys.executable}  # fmt: skip
+    env = {
+        **os.environ,
+        **aws.env(),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+    }
     work = spark_work_dir()
     before = set(work.iterdir()) if work.exists() else None
     started = time.monotonic()
@@ -175,8 +186,13 @@ def run_locally(
     else:
         for entry in set(work.iterdir()) - before:
             shutil.rmtree(entry, ignore_errors=True)
-    return {"returncode": process.returncode, "stdout": "".join(stdout), "stderr": stderr,
-            "killed": killed, "seconds": time.monotonic() - started}  # fmt: skip
+    return {
+        "returncode": process.returncode,
+        "stdout": "".join(stdout),
+        "stderr": stderr,
+        "killed": killed,
+        "seconds": time.monotonic() - started,
+    }
 
 
 def read_parquet_from_s3(prefix: str) -> pd.DataFrame:
@@ -216,17 +232,36 @@ def s3_run(local_aws: LocalAws) -> dict[str, Any]:
         client.upload_file(str(WEIGHTS), BUCKET, WEIGHTS_URI.removeprefix(f"s3://{BUCKET}/"))
         emr = boto3.client("emr", region_name="eu-west-1")
         cluster = emr.run_job_flow(
-            Name="e2e", ReleaseLabel="emr-7.10.0", LogUri=f"s3://{BUCKET}/logs/",
-            Instances={"MasterInstanceType": "m5.xlarge", "InstanceCount": 1,
-                       "KeepJobFlowAliveWhenNoSteps": True},
-            JobFlowRole="EMR_EC2_DefaultRole", ServiceRole="EMR_DefaultRole",
-        )["JobFlowId"]  # fmt: skip
+            Name="e2e",
+            ReleaseLabel="emr-7.10.0",
+            LogUri=f"s3://{BUCKET}/logs/",
+            Instances={
+                "MasterInstanceType": "m5.xlarge",
+                "InstanceCount": 1,
+                "KeepJobFlowAliveWhenNoSteps": True,
+            },
+            JobFlowRole="EMR_EC2_DefaultRole",
+            ServiceRole="EMR_DefaultRole",
+        )["JobFlowId"]
         submitted = subprocess.run(
-            [str(ROOT / "scripts" / "submit_step.sh"), "--cluster-id", cluster, "--bucket",
-             BUCKET, "--version", "e2e", "--", *JOB_ARGS],
-            cwd=ROOT, env={**os.environ, "PYTHON": sys.executable, "PATH": venv_path()},
-            capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
+            [
+                str(ROOT / "scripts" / "submit_step.sh"),
+                "--cluster-id",
+                cluster,
+                "--bucket",
+                BUCKET,
+                "--version",
+                "e2e",
+                "--",
+                *JOB_ARGS,
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHON": sys.executable, "PATH": venv_path()},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert submitted.returncode == 0, submitted.stderr
         step = emr.describe_step(ClusterId=cluster, StepId=submitted.stdout.strip())["Step"]
         step_args = step["Config"]["Args"]
@@ -301,10 +336,19 @@ def test_a_python_worker_killed_during_featurize_is_survived(s3_run: dict[str, A
 def test_report_reads_the_run_from_s3(s3_run: dict[str, Any], tmp_path: Path) -> None:
     env = {**os.environ, **s3_run["aws"].env()}
     completed = subprocess.run(
-        [str(Path(sys.executable).parent / "fruits-pipeline"), "report", OUTPUT,
-         "--out", str(tmp_path / "report")],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).parent / "fruits-pipeline"),
+            "report",
+            OUTPUT,
+            "--out",
+            str(tmp_path / "report"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr
     page = (tmp_path / "report" / "report.html").read_text()
     assert "corrupt 1.jpg" in page and "not_an_image" in page
@@ -315,8 +359,9 @@ def test_the_same_command_on_a_us_bucket_is_refused_and_writes_nothing(
     s3_run: dict[str, Any],
 ) -> None:
     us_output = f"s3://{US_BUCKET}/runs/x/"
-    args = spark_submit_args(CODE_PREFIX, ["run", "--input", INPUT, "--output", us_output,
-                                           "--weights", WEIGHTS_URI])  # fmt: skip
+    args = spark_submit_args(
+        CODE_PREFIX, ["run", "--input", INPUT, "--output", us_output, "--weights", WEIGHTS_URI]
+    )
     result = run_locally(args, s3_run["aws"])
     assert result["returncode"] == ExitCode.RESIDENCY, result["stderr"][-3000:]
     # spark-submit hands the Python driver's stderr to its own stdout.
@@ -341,10 +386,25 @@ def test_console_script_reads_and_writes_s3_from_a_laptop(s3_run: dict[str, Any]
     env.pop("PYSPARK_PYTHON", None)  # as a user runs it: the job finds its own interpreter
     env.pop("PYSPARK_SUBMIT_ARGS", None)  # and its own S3A jars
     completed = subprocess.run(
-        [str(Path(sys.executable).parent / "fruits-pipeline"), "run", "--input", subset, "--output",
-         output, "--weights", WEIGHTS_URI, "--no-probe", "--master", "local[2]"],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).parent / "fruits-pipeline"),
+            "run",
+            "--input",
+            subset,
+            "--output",
+            output,
+            "--weights",
+            WEIGHTS_URI,
+            "--no-probe",
+            "--master",
+            "local[2]",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
     manifest = json.loads(
         boto3.client("s3").get_object(Bucket=BUCKET, Key="runs/laptop/manifest.json")["Body"].read()

@@ -100,9 +100,12 @@ def test_pca_features_match_numpy_and_k_is_the_smallest(sample_run: dict[str, An
     for component in range(k):
         sign = np.sign(actual[:, component] @ expected[:, component])
         np.testing.assert_allclose(
-            sign * actual[:, component], expected[:, component], rtol=0, atol=1e-3,
+            sign * actual[:, component],
+            expected[:, component],
+            rtol=0,
+            atol=1e-3,
             err_msg=f"component {component}",
-        )  # fmt: skip
+        )
     cumulative = np.cumsum(shares)
     assert cumulative[k - 1] >= 0.95 > cumulative[k - 2]
     assert reduction["achieved_variance"] == pytest.approx(cumulative[k - 1], abs=1e-9)
