@@ -14,7 +14,7 @@ SAMPLE_INPUT ?= sample/fruits-360
 SAMPLE_OUTPUT ?= runs/sample
 PYTEST_ARGS ?=
 
-.PHONY: sample test test-quick test-unit test-spark test-e2e test-tools lint s3a-jars install lock clean
+.PHONY: sample test test-quick test-unit test-spark test-e2e test-tools lint jars install lock clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -39,13 +39,15 @@ sample: install
 	$(BIN)/fruits-pipeline run --input $(SAMPLE_INPUT) --output $(SAMPLE_OUTPUT) \
 		--weights $(WEIGHTS) --overwrite
 
-# The S3A connector jars for Spark on S3 off EMR (the S3 end-to-end tests): fetched once from
-# PyPI, checked by sha256, cached outside the repository (see scripts/fetch_s3a_jars.sh).
-s3a-jars: install
-	PYTHON=$(BIN)/python scripts/fetch_s3a_jars.sh >/dev/null
+# The jars Spark needs off EMR (S3A for s3://, Iceberg for --table): copied once from Maven
+# Central with mvn (installed when missing), checked by sha256, cached outside the repository
+# (see scripts/fetch_jars.sh).
+jars:
+	@command -v mvn >/dev/null || { apt-get update -qq && apt-get install -y -qq maven >/dev/null; }
+	scripts/fetch_jars.sh >/dev/null
 
 # shellcheck and chromium are Debian packages the tests use; installed only when missing.
-test-tools: install s3a-jars
+test-tools: install jars
 	@command -v shellcheck >/dev/null && command -v chromium >/dev/null || { \
 		apt-get update -qq && apt-get install -y -qq shellcheck chromium >/dev/null; }
 

@@ -16,9 +16,9 @@ WEIGHTS_URI=""
 WEIGHTS_DEST=/mnt/fruits-pipeline/weights
 DRY_RUN=0
 # What the job imports (the driver: TensorFlow, Keras, h5py to check and convert the weights, NNCF
-# for --precision int8; every worker: OpenVINO, or OpenCV for orb features): the check that the
-# install is usable, not only present.
-IMPORTS="tensorflow, keras, h5py, openvino, nncf, PIL, numpy, pandas, pyarrow, boto3, cv2"
+# for --precision int8; every worker: OpenVINO, or OpenCV for --extractor orb): the check that
+# the install is usable, not only present.
+IMPORTS="tensorflow, keras, h5py, openvino, nncf, cv2, PIL, numpy, pandas, pyarrow, boto3"
 
 usage() {
   cat <<USAGE

@@ -19,6 +19,7 @@ AmazonEMRServicePolicy_v2 only acts on resources tagged for-use-with-amazon-emr-
 Options:
   --bucket BUCKET          data bucket: fruits-360/, weights/, runs/ (required)
   --code-bucket BUCKET     bucket for code/ and logs/ (default: --bucket)
+  --glue-database NAME     Glue database of --table glue:NAME.TABLE collections (default: fruits)
   --service-role NAME      EMR service role (default: fruits-pipeline-emr-service)
   --instance-role NAME     EC2 instance role and profile (default: fruits-pipeline-emr-ec2)
   --region REGION          region the cluster will run in (default: $AWS_REGION, else eu-west-1)
@@ -38,7 +39,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/common.sh
 source "$ROOT/scripts/common.sh"
 PYTHON=${PYTHON:-python3}
-BUCKET="" CODE_BUCKET="" DRY_RUN=0 ALLOWED_REGIONS=eu-west-1
+BUCKET="" CODE_BUCKET="" DRY_RUN=0 ALLOWED_REGIONS=eu-west-1 GLUE_DATABASE=fruits
 SERVICE_ROLE=fruits-pipeline-emr-service INSTANCE_ROLE=fruits-pipeline-emr-ec2
 REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-eu-west-1}}
 SERVICE_POLICY_ARN=arn:aws:iam::aws:policy/service-role/AmazonEMRServicePolicy_v2
@@ -53,6 +54,7 @@ while (($#)); do
   case "$1" in
     --bucket) BUCKET=${2:-}; shift 2 || die "--bucket needs a value" 2 ;;
     --code-bucket) CODE_BUCKET=${2:-}; shift 2 || die "--code-bucket needs a value" 2 ;;
+    --glue-database) GLUE_DATABASE=${2:-}; shift 2 || die "--glue-database needs a value" 2 ;;
     --service-role) SERVICE_ROLE=${2:-}; shift 2 || die "--service-role needs a value" 2 ;;
     --instance-role) INSTANCE_ROLE=${2:-}; shift 2 || die "--instance-role needs a value" 2 ;;
     *) die "unknown option: $1 (see --help)" 2 ;;
@@ -61,6 +63,7 @@ done
 
 [[ -n "$BUCKET" ]] || die "--bucket is required (see --help)" 2
 CODE_BUCKET=${CODE_BUCKET:-$BUCKET}
+[[ "$GLUE_DATABASE" =~ ^[a-z0-9_]{1,255}$ ]] || die "not a valid Glue database name: $GLUE_DATABASE" 2
 for name in "$SERVICE_ROLE" "$INSTANCE_ROLE"; do
   [[ "$name" =~ ^[A-Za-z0-9+=,.@_-]{1,64}$ ]] || die "not a valid IAM role name: $name" 2
 done
@@ -72,7 +75,8 @@ check_residency "$ALLOWED_REGIONS" "$REGION" "s3://$BUCKET/" "s3://$CODE_BUCKET/
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 render_template "$ROOT/conf/iam-instance-role-policy.json" \
-  "DATA_BUCKET=$BUCKET" "CODE_BUCKET=$CODE_BUCKET" >"$work/s3-policy.json"
+  "DATA_BUCKET=$BUCKET" "CODE_BUCKET=$CODE_BUCKET" "GLUE_REGION=$REGION" \
+  "GLUE_DATABASE=$GLUE_DATABASE" >"$work/s3-policy.json"
 render_template "$ROOT/conf/iam-service-role-pass-policy.json" \
   "INSTANCE_ROLE=$INSTANCE_ROLE" >"$work/pass-policy.json"
 

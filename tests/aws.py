@@ -108,7 +108,7 @@ def point_spark_at(spark: Any, aws: LocalAws) -> None:
     from fruits_pipeline.s3a import s3a_settings
 
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    for key, value in s3a_settings([], {}, aws.endpoint).items():
+    for key, value in s3a_settings({}, aws.endpoint).items():
         if key.startswith("spark.hadoop."):
             hadoop.set(key.removeprefix("spark.hadoop."), value)
     # The JVM's environment was fixed before the test set AWS_ACCESS_KEY_ID.

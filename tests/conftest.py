@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from fruits_pipeline.s3a import find_jars
+from fruits_pipeline.jars import ICEBERG_JARS, S3A_JARS, find_jars
+from fruits_pipeline.table import CollectionTable, open_collection, parse_table
 from tests.aws import LocalAws, create_bucket, reset_aws, start_local_aws
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,11 +25,13 @@ SHARED_SAMPLE = ROOT.parent / "shared" / "fruits-360-sample"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers: this venv, whatever PATH says
 # Every JVM this test process starts (the fixture's, or a job's run in-process, whichever comes
-# first: stopping a session does not restart the JVM) has the S3A jars, so any test can read a
-# run written to the local S3 server (``make test`` fetches them).
+# first: stopping a session does not restart the JVM) has the S3A and Iceberg jars, so any test
+# can read a run written to the local S3 server or open an Iceberg table (``make test`` fetches
+# them).
 os.environ.setdefault(
     "PYSPARK_SUBMIT_ARGS",
-    f"--driver-class-path {os.pathsep.join(str(jar) for jar in find_jars())} pyspark-shell",
+    "--driver-class-path "
+    f"{os.pathsep.join(str(jar) for jar in find_jars(S3A_JARS + ICEBERG_JARS))} pyspark-shell",
 )
 
 
@@ -70,8 +73,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def spark() -> SparkSession:
     """``local[2]`` session for the whole test run (the job reuses it with getOrCreate).
 
-    The S3A jars are on its class path (``PYSPARK_SUBMIT_ARGS`` above), so a test can read a run
-    written to the local S3 server once it points the session there (``point_spark_at``).
+    The S3A and Iceberg jars are on its class path (``PYSPARK_SUBMIT_ARGS`` above), so a test
+    can read a run written to the local S3 server once it points the session there
+    (``point_spark_at``).
     """
     session = (
         SparkSession.builder.master("local[2]")
@@ -143,3 +147,16 @@ def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
         create_bucket(bucket, region)
     local_aws.requests.clear()  # tests see only what the code under test sent
     return local_aws
+
+
+@pytest.fixture
+def collection(spark: SparkSession, tmp_path: Path) -> CollectionTable:
+    """An empty collection (``table.py``) in a Hadoop catalog under ``tmp_path``, opened with
+    ``tests.fake_chunks.PROVENANCE``; its tables are dropped afterwards."""
+    from tests.fake_chunks import PROVENANCE
+
+    table = parse_table(str(tmp_path / "collection"))
+    open_collection(spark, table, PROVENANCE)
+    yield table
+    for name in (table.features, table.errors, table.moments):
+        spark.sql(f"DROP TABLE IF EXISTS {name}")

@@ -131,6 +131,7 @@ def _op(
 
 IMAGE = "fruits-360/Training/apple/0_100.jpg"
 RUN = "runs/2026-11-21"
+COLLECTION = "collections/fruits"
 PART = f"{RUN}/features/part-00000.snappy.parquet"
 STAGED = f"{RUN}/features/_temporary/0/task_0/part-00000.snappy.parquet"
 MULTIPART = f"{RUN}/pca/part-00001.snappy.parquet"
@@ -209,6 +210,22 @@ OPERATIONS: tuple[Operation, ...] = (
     _op(INSTANCE_ROLE, "EMR's log upload to LogUri", "put_object",
         {"Bucket": CODE, "Key": "logs/j-1/steps/s-1/stderr.gz", "Body": b""}, True,
         ("s3:PutObject", arn(CODE, "logs/j-1/steps/s-1/stderr.gz"))),
+    # A collection (--table): a folder's Iceberg tables through S3A (HEAD of the folder's own
+    # key, then data, metadata and the version hint written, read and, when expired, deleted),
+    # a Glue collection's files through Iceberg's S3FileIO under warehouse/.
+    _op(INSTANCE_ROLE, "S3A probing the collection folder: HEAD collections", "head_object",
+        {"Bucket": DATA, "Key": "collections"}, True, ("s3:GetObject", arn(DATA, "collections"))),
+    *(_op(INSTANCE_ROLE, f"collection table: {call}", call, {"Bucket": DATA, "Key": key, **extra},
+          True, (action, arn(DATA, key)))
+      for key in (f"{COLLECTION}/features/data/00000-0-a.parquet",
+                  f"{COLLECTION}/features/metadata/version-hint.text",
+                  "warehouse/fruits.db/photos/metadata/00001-b.metadata.json")
+      for call, extra, action in (("put_object", {"Body": b"x"}, "s3:PutObject"),
+                                  ("get_object", {}, "s3:GetObject"),
+                                  ("delete_object", {}, "s3:DeleteObject"))),
+    _op(INSTANCE_ROLE, "must not write an object named like the collections folder",
+        "put_object", {"Bucket": DATA, "Key": "collections", "Body": b""}, False,
+        ("s3:PutObject", arn(DATA, "collections"))),
     # The submitter: code and bootstrap uploads, residency guard. Nothing else.
     *(_op(SUBMITTER, "submit_step.sh / create_cluster.sh: upload", "put_object",
           {"Bucket": CODE, "Key": key, "Body": b""}, True, ("s3:PutObject", arn(CODE, key)))

@@ -8,10 +8,10 @@ multipart upload and S3A's purge of pending uploads, and writes moto's request l
 ``tests/test_iam_enforcement.py`` maps every recorded request to the IAM actions AWS would
 check and proves each one allowed for the instance role under moto's IAM enforcement.
 
-The jars (hadoop-aws 3.3.1 and aws-java-sdk-bundle 1.11.901) are not part of the project: the
+The jars (``jars.S3A_JARS``, from ``scripts/fetch_jars.sh``) are not part of the project: the
 capture is committed, the test reads the file. Pitfall: EMR 7.10 runs its own S3A build (Hadoop
-3.4, AWS SDK v2), so its requests are those of open-source S3A 3.3.1: the same kinds of
-operation on the same keys, not necessarily the same sequence.
+3.4, AWS SDK v2), so its requests are those of open-source S3A: the same kinds of operation on
+the same keys, not necessarily the same sequence.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 
 import boto3
 
-from fruits_pipeline.s3a import find_jars, jars_dir
+from fruits_pipeline.jars import S3A_JARS, find_jars, jars_dir
 from tests.aws import LocalAws, start_local_aws
 from tests.conftest import ROOT, SAMPLE, WEIGHTS
 
@@ -51,7 +51,7 @@ def s3a_session(aws: LocalAws, jars: Path) -> Any:
     builder = (
         SparkSession.builder.master("local[1]")
         .appName("s3a-capture")
-        .config("spark.jars", ",".join(str(jar) for jar in find_jars(jars)))
+        .config("spark.jars", ",".join(str(jar) for jar in find_jars(S3A_JARS, jars)))
         .config("spark.ui.enabled", "false")
     )
     s3a = {

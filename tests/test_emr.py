@@ -304,6 +304,7 @@ def test_create_roles_creates_both_roles_and_the_profile_and_is_idempotent(aws: 
     expected = json.loads(
         (ROOT / "conf" / "iam-instance-role-policy.json").read_text()
         .replace("DATA_BUCKET", "fruits-data-eu").replace("CODE_BUCKET", "fruits-code-eu")
+        .replace("GLUE_REGION", "eu-west-1").replace("GLUE_DATABASE", "fruits")
     )  # fmt: skip
     assert s3_policy == expected
     assert first["profile roles"] == ["fruits-pipeline-emr-ec2"]

@@ -228,16 +228,24 @@ def test_instance_role_policy_is_least_privilege() -> None:
     policy = json.loads((ROOT / "conf" / "iam-instance-role-policy.json").read_text())
     assert all(s["Effect"] == "Allow" for s in policy["Statement"])
     writes = {"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
-    for statement in policy["Statement"]:
+    s3 = [s for s in policy["Statement"] if not s["Sid"].endswith("InGlue")]
+    for statement in s3:
         assert all(a.startswith("s3:") and "*" not in a for a in statement["Action"])
         for resource in statement["Resource"]:
             assert resource.startswith("arn:aws:s3:::") and not resource.endswith(":::*")
         if writes & set(statement["Action"]):
-            assert all(r.endswith(("/runs/*", "/logs/*")) for r in statement["Resource"])
-    bucket_level = {a for s in policy["Statement"] for a in s["Action"]
-                    if all("/" not in r for r in s["Resource"])}  # fmt: skip
+            assert all(
+                r.endswith(("/runs/*", "/logs/*", "/collections/*", "/warehouse/*"))
+                for r in statement["Resource"]
+            )
+    bucket_level = {a for s in s3 for a in s["Action"] if all("/" not in r for r in s["Resource"])}
     assert bucket_level == {"s3:GetBucketLocation", "s3:ListBucket",
                             "s3:ListBucketMultipartUploads"}  # fmt: skip
+    (glue,) = [s for s in policy["Statement"] if s["Sid"].endswith("InGlue")]
+    # Read and commit the collection's tables; never delete a table or touch a database.
+    wanted = {"glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable"}
+    assert set(glue["Action"]) == wanted
+    assert all(r.startswith("arn:aws:glue:GLUE_REGION:*:") for r in glue["Resource"])
 
 
 def test_workflow_uses_oidc_and_no_stored_keys() -> None:

@@ -30,7 +30,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
-from tests.aws import LocalAws
+from tests.aws import ACCOUNT, LocalAws
 from tests.conftest import ROOT
 from tests.s3_iam import (
     CODE,
@@ -53,13 +53,22 @@ POLICIES = {
     SUBMITTER: ROOT / "conf" / "iam-submit-step-policy.json",
 }
 S3A_LOG = ROOT / "tests" / "data" / "s3a-requests.json"
+GLUE_REGION, GLUE_DATABASE = "eu-west-1", "fruits"
 # Calls whose HTTP decision in moto is not AWS's (see the module's docstring).
 POLICY_ENGINE_ONLY = {"delete_objects"}
 
 
 def policy_text(principal: str) -> str:
     text = POLICIES[principal].read_text()
-    return text.replace("DATA_BUCKET", DATA).replace("CODE_BUCKET", CODE)
+    placeholders = {
+        "DATA_BUCKET": DATA,
+        "CODE_BUCKET": CODE,
+        "GLUE_REGION": GLUE_REGION,
+        "GLUE_DATABASE": GLUE_DATABASE,
+    }
+    for name, value in placeholders.items():
+        text = text.replace(name, value)
+    return text
 
 
 def engine_allows(principal: str, action: str, resource: str) -> bool:
@@ -263,3 +272,49 @@ def test_the_submitter_cannot_use_the_instance_policy_paths(aws: LocalAws) -> No
                 for action, resource in op.checks:
                     if action in writes and engine_allows(other, action, resource):
                         pytest.fail(f"both {principal} and {other} may {action} {resource}")
+
+
+def glue_arn(kind: str, region: str = GLUE_REGION) -> str:
+    return f"arn:aws:glue:{region}:{ACCOUNT}:{kind}"
+
+
+# What Iceberg's GlueCatalog calls for a collection (tests/test_table.py records them against
+# the local AWS: GetDatabase, CreateTable, GetTable, UpdateTable) and the resources Glue checks
+# for each: the catalog, the database, and the table. Then what must stay denied.
+GLUE_DECISIONS = (
+    *(
+        (action, resource, True)
+        for action in ("glue:GetDatabase",)
+        for resource in (glue_arn("catalog"), glue_arn("database/fruits"))
+    ),
+    *(
+        (action, resource, True)
+        for action in ("glue:GetTable", "glue:CreateTable", "glue:UpdateTable")
+        for resource in (
+            glue_arn("catalog"),
+            glue_arn("database/fruits"),
+            glue_arn("table/fruits/photos"),
+            glue_arn("table/fruits/photos_errors"),
+        )
+    ),
+    ("glue:DeleteTable", glue_arn("table/fruits/photos"), False),
+    ("glue:CreateDatabase", glue_arn("database/other"), False),
+    ("glue:DeleteDatabase", glue_arn("database/fruits"), False),
+    ("glue:GetTable", glue_arn("table/other/photos"), False),
+    ("glue:UpdateTable", glue_arn("table/other/photos"), False),
+    ("glue:GetTable", glue_arn("table/fruits/photos", region="us-east-1"), False),
+    ("glue:GetTable", glue_arn("table/fruits/photos", region="eu-west-2"), False),
+)
+
+
+def test_glue_actions_of_a_collection_are_decided_as_intended() -> None:
+    """Glue's part of the instance policy, by moto's own policy engine on the exact (action,
+    resource) pairs Glue checks: moto's HTTP layer does not evaluate Glue requests against
+    resource ARNs, so an ARN-scoped Glue policy cannot be proven there."""
+    wrong = [
+        (action, resource, allowed)
+        for action, resource, allowed in GLUE_DECISIONS
+        if engine_allows(INSTANCE_ROLE, action, resource) != allowed
+    ]
+    assert not wrong, wrong
+    assert not any(engine_allows(SUBMITTER, action, res) for action, res, _ in GLUE_DECISIONS)

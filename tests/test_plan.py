@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fruits_pipeline.config import JobConfig
+from fruits_pipeline.config import ORB, JobConfig
+from fruits_pipeline.errors import UsageError
 from fruits_pipeline.layout import DATA_PARTS, MODEL
 from fruits_pipeline.plan import Shape, plan_run
 
@@ -37,3 +38,9 @@ def test_a_projection_loads_the_model_writes_no_model_and_skips_the_probe() -> N
     assert MODEL not in plan.outputs and len(plan.outputs) == len(DATA_PARTS) - 1
     assert plan.probe_skipped is not None and "project" in plan.probe_skipped
     assert plan.k_rule == "from --model file:/fitted"
+
+
+def test_a_collection_of_orb_features_is_refused_before_any_work() -> None:
+    with pytest.raises(UsageError, match="--table keeps MobileNetV2 features"):
+        plan_run(config(table="file:/collection", extractor=ORB))
+    assert plan_run(config(table="file:/collection")).shape is Shape.COLLECTION

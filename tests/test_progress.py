@@ -20,9 +20,12 @@ def test_stages_are_numbered_by_the_stage_list_and_timed_by_key() -> None:
     with progress.stage(Stage.WORKERS.key, Stage.WORKERS.label) as info:
         info["detail"] = "2 tasks"
     lines = stream.getvalue().splitlines()
-    assert lines[0].endswith("(6/11) featurize ...")
-    assert "(6/11) featurize done in" in lines[1] and "10 images" in lines[1]
-    assert lines[3].endswith("(2 tasks)") and "(5/11) start workers done" in lines[3]
+    total = len(STAGES)
+    featurize, workers = STAGES.index("featurize") + 1, STAGES.index("workers") + 1
+    assert (featurize, workers, total) == (6, 5, 11)
+    assert lines[0].endswith(f"({featurize}/{total}) featurize ...")
+    assert f"({featurize}/{total}) featurize done in" in lines[1] and "10 images" in lines[1]
+    assert lines[3].endswith("(2 tasks)") and f"({workers}/{total}) start workers done" in lines[3]
     assert list(progress.timings) == ["featurize", "workers"]
 
 

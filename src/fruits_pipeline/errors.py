@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     OUTPUT_EXISTS = 6  # the output already holds a run and --overwrite was not given
     BAD_WEIGHTS = 7  # the weights are missing, not the expected file, not HDF5, or do not fit
     QUALITY_GATE = 8  # --precision int8: the quantized model failed the quality gate
+    TABLE_MISMATCH = 9  # --table holds features of another weights file, engine, precision...
 
 
 EXIT_CODE_HELP = """exit codes:
@@ -35,7 +36,9 @@ EXIT_CODE_HELP = """exit codes:
   6  the output already holds a run and --overwrite was not given
   7  the weights cannot be loaded into MobileNetV2, or differ from --weights-sha256
   8  --precision int8 refused by the quality gate (int8 features too far from f32 on a
-     sample of the input); nothing is written: run with --precision f32"""
+     sample of the input); nothing is written: run with --precision f32
+  9  --table holds features made with other weights, engine, precision, extractor or
+     image size; nothing is committed"""
 
 
 class PipelineError(Exception):
@@ -70,3 +73,7 @@ class WeightsError(PipelineError):
 
 class QualityGateError(PipelineError):
     exit_code = ExitCode.QUALITY_GATE
+
+
+class TableMismatchError(PipelineError):
+    exit_code = ExitCode.TABLE_MISMATCH

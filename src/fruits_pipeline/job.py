@@ -16,6 +16,7 @@ from importlib import metadata
 from pyspark.sql import SparkSession
 
 from fruits_pipeline import __version__
+from fruits_pipeline.collection import CollectionUpdate
 from fruits_pipeline.config import JobConfig
 from fruits_pipeline.engines import MOBILENET_V2, ModelSource
 from fruits_pipeline.jvm import delete
@@ -23,6 +24,7 @@ from fruits_pipeline.manifest import (
     FAILED,
     RUNNING,
     SUCCEEDED,
+    CollectionInfo,
     Manifest,
     ModelRunInfo,
     ProbeSummary,
@@ -31,8 +33,9 @@ from fruits_pipeline.manifest import (
     Throughput,
     WeightsInfo,
 )
-from fruits_pipeline.plan import RunPlan, plan_run
+from fruits_pipeline.plan import RunPlan, Shape, plan_run
 from fruits_pipeline.progress import Progress
+from fruits_pipeline.s3a import s3_endpoint
 from fruits_pipeline.stages import (
     STAGES,
     Accounted,
@@ -42,6 +45,7 @@ from fruits_pipeline.stages import (
     Scope,
     Sources,
     Stage,
+    account_collection,
     check_error_fraction,
     check_residency,
     choose_precision,
@@ -53,9 +57,11 @@ from fruits_pipeline.stages import (
     refuse_existing_output,
     staged,
     start_featurizer,
+    update_table,
     write_features_and_errors,
     write_projection,
 )
+from fruits_pipeline.table import parse_table
 from fruits_pipeline.writing import clear_outputs, write_manifest
 
 SessionFactory = Callable[[dict[str, str]], SparkSession]
@@ -119,7 +125,7 @@ def throughput(
     an incremental run's new and changed ones) and of the stages after start-up."""
     files = accounted.counts.files_seen
     job_seconds = sum(timings[key] for key in _AFTER_STARTUP)
-    featurized_here = featurized.images if plan.incremental else files
+    featurized_here = files if plan.shape is Shape.FULL else featurized.images
     return Throughput(
         featurize_images_per_s=round(featurized_here / timings[Stage.FEATURIZE.key], 2),
         job_seconds_after_startup=round(job_seconds, 3),
@@ -200,6 +206,60 @@ def featurize_and_account(
     return featurized, accounted
 
 
+def featurize_collection(
+    spark: SparkSession,
+    config: JobConfig,
+    plan: RunPlan,
+    model: ModelSource,
+    progress: Progress,
+    sources: Sources,
+    scope: Scope,
+    precision: Precision,
+) -> tuple[Featurized, Accounted, CollectionUpdate]:
+    """Stages 4 to 6 with ``--table``: start the workers, bring the collection up to date
+    (chunked, committed model pass; ``stages.update_table``), write ``features/`` and
+    ``errors/`` and count the collection against the listing."""
+    layout = plan.layout
+    table = parse_table(str(config.table), config.warehouse, s3_endpoint())
+    featurizer = staged(
+        progress,
+        Stage.WORKERS,
+        lambda: start_featurizer(
+            spark, config, model, sources.weights, scope.listing.images, precision
+        ),
+    )
+    with progress.watch_tasks(spark.sparkContext):
+        featurized, update = staged(
+            progress,
+            Stage.FEATURIZE,
+            lambda: update_table(spark, config, table, layout.staging, featurizer, sources, scope),
+        )
+    accounted = staged(
+        progress,
+        Stage.ACCOUNT,
+        lambda: account_collection(
+            spark, table, layout, update, scope.listing.count, featurized.images
+        ),
+    )
+    return featurized, accounted, update
+
+
+def collection_info(config: JobConfig, update: CollectionUpdate) -> CollectionInfo:
+    """The manifest's ``collection`` section."""
+    drift = update.drift
+    return CollectionInfo(
+        table=str(config.table),
+        snapshot=update.snapshot,
+        rows=update.rows,
+        removed=update.removed,
+        featurized=update.featurized.images,
+        chunks=update.featurized.chunks,
+        refit=config.refit,
+        refitted=update.refitted,
+        drift=None if drift is None else {**asdict(drift), "retained_drop": drift.retained_drop},
+    )
+
+
 def reduce_and_probe(
     spark: SparkSession,
     config: JobConfig,
@@ -208,13 +268,15 @@ def reduce_and_probe(
     sources: Sources,
     featurized: Featurized,
     accounted: Accounted,
+    update: CollectionUpdate | None = None,
 ) -> tuple[Reduced, ProbeSummary]:
-    """Stages 7 to 9: fit scaler + PCA (or load the model run's), write ``pca/``, probe."""
+    """Stages 7 to 9: fit scaler + PCA (or load the model run's, or save the collection's),
+    write ``pca/``, probe."""
     layout = plan.layout
     reduced = staged(
         progress,
         Stage.FIT,
-        lambda: fit_or_load(spark, config, layout, sources.model_run, featurized.width),
+        lambda: fit_or_load(spark, config, layout, sources.model_run, featurized.width, update),
     )
     staged(
         progress,
@@ -258,13 +320,20 @@ def run_job(
     if existing:
         clear_outputs(spark, plan.layout)
     try:
-        featurized, accounted = featurize_and_account(
-            spark, config, plan, model, progress, sources, scope, precision
-        )
+        update = None
+        if plan.shape is Shape.COLLECTION:
+            featurized, accounted, update = featurize_collection(
+                spark, config, plan, model, progress, sources, scope, precision
+            )
+            manifest = manifest.with_(collection=collection_info(config, update))
+        else:
+            featurized, accounted = featurize_and_account(
+                spark, config, plan, model, progress, sources, scope, precision
+            )
         manifest = manifest.with_(counts=accounted.counts)
         check_error_fraction(accounted.counts, config.max_error_fraction, plan.layout)
         reduced, probe = reduce_and_probe(
-            spark, config, plan, progress, sources, featurized, accounted
+            spark, config, plan, progress, sources, featurized, accounted, update
         )
         speed = throughput(plan, accounted, featurized, progress.timings)
         manifest = succeeded_manifest(

@@ -216,6 +216,29 @@ class Throughput:
 
 
 @dataclass(frozen=True)
+class CollectionInfo:
+    """A run with ``--table``: the collection and what the run did to it.
+
+    ``snapshot``: the ``features`` snapshot its moments and fit describe (time travel to it
+    reproduces the fit); ``rows``: the collection's photos then; ``removed``: rows deleted
+    (files gone or changed); ``featurized`` / ``chunks``: the committed model pass;
+    ``refitted``: whether this run fitted (``--refit``); ``drift``: the new photos' fit
+    quality under the model before this run, against its fitted photos (``drift.py``), None
+    when there was no model.
+    """
+
+    table: str
+    snapshot: int | None
+    rows: int
+    removed: int
+    featurized: int
+    chunks: int
+    refit: str
+    refitted: bool
+    drift: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Manifest:
     """One run's record. ``status`` is ``succeeded`` only once every other output is written;
     ``failed`` comes with ``error``. ``config`` is the ``JobConfig`` as a dict."""
@@ -232,6 +255,7 @@ class Manifest:
     incremental_from: str | None = None
     model_run: ModelRunInfo | None = None
     quantization: QuantizationSummary | None = None
+    collection: CollectionInfo | None = None
     counts: Counts | None = None
     reduction: ReductionSummary | None = None
     probe: ProbeSummary | None = None
@@ -280,6 +304,7 @@ class Manifest:
             "throughput": Throughput,
             "model_run": ModelRunInfo,
             "quantization": QuantizationSummary,
+            "collection": CollectionInfo,
         }
         values: dict[str, Any] = {}
         for item in fields(cls):

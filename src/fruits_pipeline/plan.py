@@ -8,6 +8,9 @@ behaves, so no stage asks the config which shape it is in:
   rest reuse RUN's rows; scaler + PCA are refitted on all.
 - ``project`` (``fruits-pipeline project --model RUN``): every image runs the model and is
   projected with RUN's scaler + PCA; nothing is fitted, no ``model/`` and no probe.
+- ``collection`` (``--table TABLE``): the collection's Iceberg tables are brought up to date
+  (``collection.py``); ``features/`` and ``pca/`` hold the photos the run projects (all of them
+  after a refit, else the new ones), ``errors/`` the collection's; no inventory, no probe.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from fruits_pipeline.config import JobConfig
-from fruits_pipeline.layout import DATA_PARTS, MODEL, RunLayout
+from fruits_pipeline.config import ORB, JobConfig
+from fruits_pipeline.errors import UsageError
+from fruits_pipeline.layout import DATA_PARTS, INVENTORY, MODEL, RunLayout
 
 
 class Shape(Enum):
@@ -25,6 +29,11 @@ class Shape(Enum):
     FULL = "full"
     INCREMENTAL = "incremental"
     PROJECT = "project"
+    COLLECTION = "collection"
+
+
+# The data parts a shape does not write.
+_NOT_WRITTEN = {Shape.PROJECT: (MODEL,), Shape.COLLECTION: (INVENTORY,)}
 
 
 @dataclass(frozen=True)
@@ -58,9 +67,18 @@ class RunPlan:
 
 def plan_run(config: JobConfig) -> RunPlan:
     """The plan for ``config``. ``project`` takes precedence: the CLI never sets both
-    ``model_run`` and ``incremental_from``."""
+    ``model_run`` and ``incremental_from``.
+
+    Raises:
+        UsageError: ``--table`` with ``--extractor orb`` (a collection holds one kind of
+            features, MobileNetV2's, whose moments and drift it keeps).
+    """
     if config.model_run is not None:
         shape = Shape.PROJECT
+    elif config.table is not None:
+        if config.extractor == ORB:  # a collection's moments and drift are MobileNetV2's
+            raise UsageError("--table keeps MobileNetV2 features: run --extractor orb without it")
+        shape = Shape.COLLECTION
     elif config.incremental_from is not None:
         shape = Shape.INCREMENTAL
     else:
@@ -68,6 +86,8 @@ def plan_run(config: JobConfig) -> RunPlan:
     probe_skipped = None
     if shape is Shape.PROJECT:
         probe_skipped = "project: the probe belongs to the run that fitted the model"
+    elif shape is Shape.COLLECTION:
+        probe_skipped = "--table: pca/ may hold the new photos only"
     elif not config.probe:
         probe_skipped = "--no-probe"
     if shape is Shape.PROJECT:
@@ -80,6 +100,6 @@ def plan_run(config: JobConfig) -> RunPlan:
         reuse_from=config.incremental_from if shape is Shape.INCREMENTAL else None,
         model_from=config.model_run,
         probe_skipped=probe_skipped,
-        outputs=tuple(p for p in DATA_PARTS if not (shape is Shape.PROJECT and p == MODEL)),
+        outputs=tuple(p for p in DATA_PARTS if p not in _NOT_WRITTEN.get(shape, ())),
         k_rule=k_rule,
     )

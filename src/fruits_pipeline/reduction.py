@@ -32,6 +32,9 @@ PCA_COL = "pca_vector"
 # Cumulative sums of 1280 floats drift by ~1e-15; without this slack a target of 1.0 could
 # never be met exactly.
 _VARIANCE_TOLERANCE = 1e-9
+# Removing rows (FeatureMoments.without) that leaves a feature with less than this share of
+# its scatter leaves it constant: the rest is rounding.
+_CONSTANT_SHARE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,34 @@ class FeatureMoments:
             + other.scatter
             + np.outer(delta, delta) * (self.rows * other.rows / rows),
         )
+
+    def without(self, part: FeatureMoments) -> FeatureMoments:
+        """The moments of these rows less ``part``, a subset of them (``combined`` undone).
+
+        Lets a collection's moments follow its rows: add those of new rows, take away those of
+        removed or changed ones, and never re-read the rest. Raises ValueError when ``part``
+        has more rows than these moments.
+        """
+        if part.rows == 0:
+            return self
+        rows = self.rows - part.rows
+        if rows < 0:
+            raise ValueError(f"cannot remove {part.rows} rows from moments of {self.rows}")
+        if rows == 0:
+            return FeatureMoments.empty(self.mean.size)
+        mean = (self.mean * self.rows - part.mean * part.rows) / rows
+        delta = part.mean - mean
+        scatter = (
+            self.scatter - part.scatter - np.outer(delta, delta) * (rows * part.rows / self.rows)
+        )
+        # A feature left constant must come out with exactly zero scatter, as a fit from scratch
+        # gives (partition_moments): rounding leaves ~1e-17 there, which standardising would
+        # blow up to a unit variance.
+        before = np.diag(self.scatter)
+        constant = (np.diag(scatter) <= _CONSTANT_SHARE * before) | (before == 0)
+        scatter[constant, :] = 0.0
+        scatter[:, constant] = 0.0
+        return FeatureMoments(rows=rows, mean=mean, scatter=scatter)
 
     @property
     def std(self) -> np.ndarray:
@@ -249,7 +280,15 @@ def fit_reduction(
     Pitfall: Spark's ``PCAModel.transform`` does not centre data; the scaler's
     ``withMean=True`` does, which is what makes the projection a true PCA projection.
     """
-    moments = feature_moments(features, dim)
+    return reduction_from_moments(feature_moments(features, dim), target, k)
+
+
+def reduction_from_moments(
+    moments: FeatureMoments, target: float, k: int | None = None
+) -> Reduction:
+    """The scaler + PCA of the rows whose ``moments`` these are, k chosen as ``fit_reduction``
+    does (``target`` share of variance, or a fixed ``k``). Reads no data: a collection that
+    keeps its moments refits without re-reading its features."""
     rows = moments.rows
     components, explained = principal_components(moments.standardised_covariance())
     if rows < 2 or not np.all(np.isfinite(explained)):

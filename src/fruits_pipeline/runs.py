@@ -115,8 +115,8 @@ def load_model_run(spark: SparkSession, config: JobConfig, weights: LoadedWeight
     Raises:
         WeightsError: (exit 7) the weights loaded have another sha256 than the run's: its PCA
             was fitted on other features. Both hashes are in the message.
-        UsageError: the run did not succeed, or made its features with another extractor, or
-            at another image size or precision.
+        UsageError: the run did not succeed, or made its features with another extractor, at
+            another image size or precision.
     """
     run = config.model_run
     assert run is not None

@@ -9,9 +9,10 @@ from pyspark.sql import SparkSession
 
 from fruits_pipeline.config import FILE_OPEN_COST_BYTES, MAX_PARTITION_BYTES, JobConfig
 from fruits_pipeline.errors import UsageError
+from fruits_pipeline.jars import ICEBERG_JARS, S3A_JARS, classpath_settings, find_jars
 from fruits_pipeline.logs import log4j2_java_option, quiet_running_jvm
 from fruits_pipeline.model import TENSORFLOW_ENV
-from fruits_pipeline.s3a import find_jars, s3_endpoint, s3a_settings
+from fruits_pipeline.s3a import s3_endpoint, s3a_settings
 from fruits_pipeline.storage import is_s3_uri
 
 # Local runs share their cores between the JVM and the model. The JVM's work here is light
@@ -81,15 +82,29 @@ def build_session(config: JobConfig, bucket_regions: dict[str, str]) -> SparkSes
         java_options.append(log4j2_java_option())  # read as the JVM starts: no WARN from then on
     if java_options:
         builder = builder.config("spark.driver.extraJavaOptions", " ".join(java_options))
-    if not launched_by_spark_submit() and any(
-        is_s3_uri(uri) for uri in (config.input_uri, config.output_uri)
-    ):
-        for key, value in s3a_settings(find_jars(), bucket_regions, s3_endpoint()).items():
-            builder = builder.config(key, value)
+    for key, value in extra_jar_settings(config, bucket_regions).items():
+        builder = builder.config(key, value)
     session = builder.getOrCreate()
     if not config.verbose:  # a JVM spark-submit started has its own log configuration
         quiet_running_jvm(session)
     return session
+
+
+def extra_jar_settings(config: JobConfig, bucket_regions: dict[str, str]) -> dict[str, str]:
+    """Off spark-submit, the jars Spark lacks and their settings: S3A when the input, the
+    output or the table is on S3; Iceberg's runtime with ``--table``. Empty under
+    spark-submit (EMR brings both)."""
+    if launched_by_spark_submit():
+        return {}
+    uris = (config.input_uri, config.output_uri, config.table or "", config.warehouse or "")
+    s3 = any(is_s3_uri(uri) for uri in uris)
+    jars = (S3A_JARS if s3 else ()) + (ICEBERG_JARS if config.table else ())
+    if not jars:
+        return {}
+    settings = classpath_settings(find_jars(jars))
+    if s3:
+        settings.update(s3a_settings(bucket_regions, s3_endpoint()))
+    return settings
 
 
 class RunSession:

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import io
 import os
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import Enum
 from typing import TypeVar
 
@@ -36,7 +38,15 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fruits_pipeline.accounting import Listing, add_skipped, count_outcomes, list_input
+from fruits_pipeline.collection import (
+    CollectionUpdate,
+    FitPolicy,
+    staged_chunks,
+    update_collection,
+    write_collection_parts,
+)
 from fruits_pipeline.config import F32, FEATURE_DIM, INT8, OPENVINO, ORB, JobConfig
+from fruits_pipeline.drift import Refit
 from fruits_pipeline.engines import (
     ModelSource,
     OpenVinoFactory,
@@ -61,6 +71,7 @@ from fruits_pipeline.reduction import Reduction, export_pipeline_model, fit_redu
 from fruits_pipeline.residency import check_buckets, check_driver_region, validate_allowed_regions
 from fruits_pipeline.runs import ModelRun, PreviousRun, load_model_run, load_previous_run
 from fruits_pipeline.schema import CONTENT, PATH, RESULT
+from fruits_pipeline.table import CollectionTable, Provenance
 from fruits_pipeline.writing import existing_outputs, write_parquet
 
 # What the manifest records as the weights of a run with orb features: they use no model.
@@ -111,6 +122,8 @@ def check_residency(config: JobConfig) -> ResidencyInfo:
         config.weights,
         config.incremental_from,
         config.model_run,
+        config.table,
+        config.warehouse,
     ]
     region = check_driver_region(uris, allowed)
     buckets = check_buckets(uris, allowed, region)
@@ -222,13 +235,13 @@ def choose_precision(config: JobConfig, weights: LoadedWeights, scope: Scope) ->
     f32 does nothing here.
 
     Raises:
-        UsageError: int8 with an engine other than openvino, or with orb features.
+        UsageError: int8 with an engine other than openvino.
         QualityGateError: (exit 8) the gate refused the int8 model; nothing was written.
     """
     if config.precision == F32:
         return Precision(F32, None, None)
-    if config.engine != OPENVINO or config.extractor == ORB:
-        raise UsageError(f"--precision {INT8} needs --engine {OPENVINO} and the CNN extractor")
+    if config.engine != OPENVINO:
+        raise UsageError(f"--precision {INT8} needs --engine {OPENVINO}")
     f32 = openvino_model(weights, config.image_size)
     threads = os.cpu_count() or 1
     model, record = checked_int8_model(
@@ -406,9 +419,12 @@ def fit_or_load(
     layout: RunLayout,
     model_run: ModelRun | None,
     width: int,
+    collection: CollectionUpdate | None = None,
 ) -> Reduced:
     """Stage 7: fit scaler + PCA on ``features/`` (``width`` values a row) and save them as
-    ``model/``; or, for ``project``, take the model run's as they are.
+    ``model/``; or, for ``project``, take the model run's as they are; or, with ``--table``,
+    save the model the collection's update chose (``collection.update_collection``: fitted
+    from its moments, or its current one).
 
     Raises:
         UsageError: ``--k`` is above ``width`` (orb features have fewer than MobileNetV2's).
@@ -419,8 +435,11 @@ def fit_or_load(
         raise UsageError(
             f"--k {config.k} is above the {width} values of {config.extractor} features"
         )
-    features = spark.read.parquet(layout.features)
-    reduction = fit_reduction(features, config.variance, config.k, dim=width)
+    if collection is not None:
+        reduction = collection.reduction
+    else:
+        features = spark.read.parquet(layout.features)
+        reduction = fit_reduction(features, config.variance, config.k, dim=width)
     export_pipeline_model(spark, reduction).write().overwrite().save(layout.model)
     return Reduced(reduction, None)
 
@@ -446,3 +465,49 @@ def probe_or_skip(spark: SparkSession, plan: RunPlan, seed: int) -> ProbeSummary
     if plan.probe_skipped is not None:
         return ProbeSummary(status="skipped", reason=plan.probe_skipped)
     return run_probe(spark.read.parquet(plan.layout.pca), seed)
+
+
+def update_table(
+    spark: SparkSession,
+    config: JobConfig,
+    table: CollectionTable,
+    staging: str,
+    featurizer: Featurizer,
+    sources: Sources,
+    scope: Scope,
+) -> tuple[Featurized, CollectionUpdate]:
+    """Stage 5 with ``--table``: bring the collection up to date (``collection.py``): delete
+    the rows of vanished and changed files, run the model on the new and changed ones in
+    committed chunks (each in its own staging Parquet under ``staging``), fit or not by
+    ``--refit``."""
+    provenance = Provenance(
+        sources.weights.sha256, config.engine, config.precision, config.extractor, config.image_size
+    )
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    chunks = staged_chunks(
+        featurizer.udf,
+        staging,
+        scope.listing,
+        provenance,
+        run_id,
+        lambda path: file_length(spark, path),
+        config.split_names,
+    )
+    policy = FitPolicy(Refit(config.refit), config.variance, config.k, config.chunk_images)
+    before = featurizer.rows_seen.value
+    update = update_collection(spark, table, provenance, scope.listing, chunks, policy, run_id)
+    return Featurized(featurizer.rows_seen.value - before, featurizer.width), update
+
+
+def account_collection(
+    spark: SparkSession,
+    table: CollectionTable,
+    layout: RunLayout,
+    update: CollectionUpdate,
+    listed: int,
+    images: int,
+) -> Accounted:
+    """Stage 6 with ``--table``: ``features/`` (what the run projects), ``errors/`` and the
+    counts of the collection against the listing (``collection.write_collection_parts``)."""
+    counts = write_collection_parts(spark, table, layout, update, listed, images)
+    return Accounted(counts, False)

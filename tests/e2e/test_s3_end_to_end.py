@@ -29,7 +29,8 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 
 from fruits_pipeline.errors import ExitCode
-from fruits_pipeline.s3a import find_jars, s3a_settings
+from fruits_pipeline.jars import S3A_JARS, classpath_settings, find_jars
+from fruits_pipeline.s3a import s3a_settings
 from fruits_pipeline.step import local_command, spark_submit_args
 from tests.aws import LocalAws, create_bucket, point_spark_at, reset_aws
 from tests.conftest import ROOT, SAMPLE, WEIGHTS
@@ -147,7 +148,11 @@ def run_locally(
     """Run ``step_args`` on ``MASTER`` with S3A pointed at ``aws``; optionally kill a busy
     Python worker once featurize starts. Leaves no ``work/`` folder in the pyspark package."""
     spark_submit = str(Path(sys.executable).parent / "spark-submit")
-    conf = {**emr_spark_defaults(), **s3a_settings(find_jars(), {}, aws.endpoint)}
+    conf = {
+        **emr_spark_defaults(),
+        **classpath_settings(find_jars(S3A_JARS)),
+        **s3a_settings({}, aws.endpoint),
+    }
     command = local_command(step_args, spark_submit, MASTER, conf)
     env = {**os.environ, **aws.env(), "PYSPARK_PYTHON": sys.executable,
            "PYSPARK_DRIVER_PYTHON": sys.executable}  # fmt: skip
