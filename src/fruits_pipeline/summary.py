@@ -96,12 +96,6 @@ def summary_lines(manifest: Manifest) -> list[str]:
             f"{throughput.job_images_per_s:,.1f} img/s after start-up"
         )
     lines += probe_lines(manifest.probe)
-    gate = manifest.quantization
-    if gate is not None:
-        lines.append(
-            f"  precision  int8 (calibrated on {gate.calibration_images} images; gate on "
-            f"{gate.gate_images}: cosine to f32 mean {gate.mean_cosine}, worst {gate.worst_cosine})"
-        )
     weights = manifest.weights
     model = f", weights {weights.source} (sha256 {weights.sha256[:12]}…)"
     uses_model = manifest.extractor != ORB
