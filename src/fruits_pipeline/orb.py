@@ -52,8 +52,8 @@ DESCRIPTOR_BITS = 256  # an ORB descriptor: 32 bytes
 NO_KEYPOINTS = "no_keypoints"
 # Vocabulary fitting: descriptors of at most SAMPLE_IMAGES images, SAMPLE_PER_IMAGE of each
 # (seeded), so k-means sees every kind of image and its cost does not grow with the dataset.
-SAMPLE_IMAGES = 1_000
-SAMPLE_PER_IMAGE = 40
+SAMPLE_IMAGES = 500
+SAMPLE_PER_IMAGE = 16
 KMEANS_ITERATIONS = 20
 _PACKED = np.dtype("<f4")
 
@@ -163,7 +163,9 @@ def fit_vocabulary(images: DataFrame, image_size: int, seed: int, words: int = W
     from pyspark.ml.functions import array_to_vector
 
     bits = images.transform(sampled_bits(image_size, seed))
-    vectors = bits.select(array_to_vector("bits").alias("bits_vector")).persist()
+    # The seeded sample comes out of one limit() task: spread it so every core clusters.
+    cores = images.sparkSession.sparkContext.defaultParallelism
+    vectors = bits.select(array_to_vector("bits").alias("bits_vector")).repartition(cores).persist()
     try:
         if vectors.isEmpty():
             raise NoInputError(
