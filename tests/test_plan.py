@@ -44,3 +44,8 @@ def test_a_collection_of_orb_features_is_refused_before_any_work() -> None:
     with pytest.raises(UsageError, match="--table keeps MobileNetV2 features"):
         plan_run(config(table="file:/collection", extractor=ORB))
     assert plan_run(config(table="file:/collection")).shape is Shape.COLLECTION
+
+
+def test_a_collection_run_does_not_also_build_on_a_previous_run() -> None:
+    with pytest.raises(UsageError, match="--table and --incremental-from exclude each other"):
+        plan_run(config(table="file:/collection", incremental_from="file:/before"))

@@ -40,6 +40,7 @@ from fruits_pipeline.stages import (
     STAGES,
     Accounted,
     Featurized,
+    Featurizer,
     Precision,
     Reduced,
     Scope,
@@ -172,6 +173,25 @@ def failed_manifest(manifest: Manifest, error: Exception, timings: Mapping[str, 
     )
 
 
+def started_workers(
+    spark: SparkSession,
+    config: JobConfig,
+    model: ModelSource,
+    progress: Progress,
+    sources: Sources,
+    scope: Scope,
+    precision: Precision,
+) -> Featurizer:
+    """Stage 4, for every shape of run: what the workers run, built, broadcast and started."""
+    return staged(
+        progress,
+        Stage.WORKERS,
+        lambda: start_featurizer(
+            spark, config, model, sources.weights, scope.to_featurize, precision
+        ),
+    )
+
+
 def featurize_and_account(
     spark: SparkSession,
     config: JobConfig,
@@ -185,13 +205,7 @@ def featurize_and_account(
     """Stages 4 to 6: start the workers, run the model into the staging, write ``features/``,
     ``errors/`` and ``inventory/``."""
     layout = plan.layout
-    featurizer = staged(
-        progress,
-        Stage.WORKERS,
-        lambda: start_featurizer(
-            spark, config, model, sources.weights, scope.to_featurize, precision
-        ),
-    )
+    featurizer = started_workers(spark, config, model, progress, sources, scope, precision)
     with progress.watch_tasks(spark.sparkContext):
         featurized = staged(
             progress,
@@ -221,13 +235,7 @@ def featurize_collection(
     ``errors/`` and count the collection against the listing."""
     layout = plan.layout
     table = parse_table(str(config.table), config.warehouse, s3_endpoint())
-    featurizer = staged(
-        progress,
-        Stage.WORKERS,
-        lambda: start_featurizer(
-            spark, config, model, sources.weights, scope.listing.images, precision
-        ),
-    )
+    featurizer = started_workers(spark, config, model, progress, sources, scope, precision)
     with progress.watch_tasks(spark.sparkContext):
         featurized, update = staged(
             progress,

@@ -71,13 +71,16 @@ def plan_run(config: JobConfig) -> RunPlan:
 
     Raises:
         UsageError: ``--table`` with ``--extractor orb`` (a collection holds one kind of
-            features, MobileNetV2's, whose moments and drift it keeps).
+            features, MobileNetV2's, whose moments and drift it keeps), or with
+            ``--incremental-from`` (the table already is what the run builds on).
     """
     if config.model_run is not None:
         shape = Shape.PROJECT
     elif config.table is not None:
         if config.extractor == ORB:  # a collection's moments and drift are MobileNetV2's
             raise UsageError("--table keeps MobileNetV2 features: run --extractor orb without it")
+        if config.incremental_from is not None:  # the table is what a run with it builds on
+            raise UsageError("--table and --incremental-from exclude each other: use one")
         shape = Shape.COLLECTION
     elif config.incremental_from is not None:
         shape = Shape.INCREMENTAL
