@@ -52,8 +52,8 @@ DESCRIPTOR_BITS = 256  # an ORB descriptor: 32 bytes
 NO_KEYPOINTS = "no_keypoints"
 # Vocabulary fitting: descriptors of at most SAMPLE_IMAGES images, SAMPLE_PER_IMAGE of each
 # (seeded), so k-means sees every kind of image and its cost does not grow with the dataset.
-SAMPLE_IMAGES = 500
-SAMPLE_PER_IMAGE = 16
+SAMPLE_IMAGES = 200
+SAMPLE_PER_IMAGE = 40
 KMEANS_ITERATIONS = 20
 _PACKED = np.dtype("<f4")
 
@@ -174,9 +174,12 @@ def fit_vocabulary(images: DataFrame, image_size: int, seed: int, words: int = W
             )
         # Random initial centres: k-means|| initialisation of 256 centres took longer than the
         # iterations themselves, and a vocabulary only needs centres spread over the data.
+        # Spark's k-means fails inside its aggregator when asked for more centres than it has
+        # points: a tiny input gets a vocabulary of one word per descriptor sampled.
+        points = vectors.count()
         kmeans = KMeans(
             featuresCol="bits_vector",
-            k=words,
+            k=min(words, points),
             seed=seed,
             maxIter=KMEANS_ITERATIONS,
             initMode="random",
