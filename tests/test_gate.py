@@ -49,13 +49,23 @@ def test_slightly_perturbed_features_pass() -> None:
 
 
 def test_features_unrelated_to_f32_are_refused_and_each_failure_named() -> None:
-    features = clustered(LABELS)
+    labels = LABELS * 2  # 80 gate images: a probe with 40 test images, enough to decide
+    features = clustered(labels)
     broken = np.random.default_rng(2).normal(0, 1, features.shape).astype(np.float32)
-    result = judge(features, broken, LABELS)
+    result = judge(features, broken, labels)
     assert not result.passed
     names = [failure.split()[0] for failure in result.failures]
     assert names == ["mean_cosine", "worst_cosine", "probe_agreement"]
     assert result.probe is not None and result.probe.agreement < 0.95
+
+
+def test_a_probe_on_too_few_test_images_is_recorded_but_decides_nothing() -> None:
+    features = clustered(LABELS)  # 40 gate images: 20 probe test images, one is 0.05
+    broken = np.random.default_rng(2).normal(0, 1, features.shape).astype(np.float32)
+    result = judge(features, broken, LABELS)
+    assert result.probe is not None and result.probe.test_images == 20
+    assert result.probe.agreement < 0.95  # recorded...
+    assert [failure.split()[0] for failure in result.failures] == ["mean_cosine", "worst_cosine"]
 
 
 def test_one_bad_image_fails_the_worst_cosine_alone() -> None:
