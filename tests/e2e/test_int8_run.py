@@ -64,7 +64,10 @@ def test_an_int8_run_records_its_calibration_and_gate(int8_run: Path) -> None:
     record = manifest["quantization"]
     assert record["calibration_images"] == record["gate_images"] == 21
     assert record["thresholds"]["mean_cosine"] <= record["mean_cosine"] < 1.0
-    assert record["probe_agreement"] >= record["thresholds"]["probe_agreement"]
+    # 21 gate photos leave at most 11 probe test photos, fewer than the probe needs to decide:
+    # its agreement is recorded, and the cosine figures alone decide.
+    assert record["gate_images"] // 2 + 1 < record["thresholds"]["probe_test_images"]
+    assert 0.0 <= record["probe_agreement"] <= 1.0
     assert manifest["counts"]["featurized"] == 6 * PER_LABEL
 
 
