@@ -3,6 +3,7 @@
 #   make test     install the job and its test tools, then run every test (CI runs this)
 # Tests by cost (markers in tests/, see tests/conftest.py): make test-unit, test-spark, test-e2e;
 #   make test-quick   the inner loop: unit and spark tiers, no real model, no whole job
+# make docs writes docs/performance.md from benchmarks/results/ (make lint checks it is current).
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -14,7 +15,7 @@ SAMPLE_INPUT ?= sample/fruits-360
 SAMPLE_OUTPUT ?= runs/sample
 PYTEST_ARGS ?=
 
-.PHONY: sample test test-quick test-unit test-spark test-e2e test-tools lint jars install lock clean
+.PHONY: sample test test-quick test-unit test-spark test-e2e test-tools lint docs jars install lock clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +55,12 @@ test-tools: install jars
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/python -m benchmarks.docs --check
+
+# docs/performance.md from the benchmarks' results files (benchmarks/docs.py); run it after a
+# benchmark writes benchmarks/results/, and commit both.
+docs: install
+	$(BIN)/python -m benchmarks.docs
 
 PYTEST := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
 
