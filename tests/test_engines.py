@@ -14,9 +14,10 @@ import pytest
 
 from fruits_pipeline.config import ENGINES, FEATURE_DIM, OPENVINO, JobConfig
 from fruits_pipeline.decoding import decode_image
-from fruits_pipeline.engines import predictor_factory
+from fruits_pipeline.engines import ConvertedModels, openvino_model, predictor_factory
+from fruits_pipeline.errors import WeightsError
 from fruits_pipeline.featurize import featurize_images, make_featurize_udf, successes
-from fruits_pipeline.model import load_weights
+from fruits_pipeline.model import OpenVinoModel, load_weights
 from tests import hostile
 from tests.conftest import SAMPLE, SHARED_SAMPLE, WEIGHTS
 from tests.e2e.test_sample_run import direct_keras_features
@@ -126,3 +127,38 @@ print(sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow"
     assert completed.stdout.strip() == "[]"
     expected = direct_keras_features([str(path) for path in photos])
     np.testing.assert_allclose(np.load(tmp_path / "features.npy"), expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.unit
+def test_converted_models_are_found_by_file_and_input_size_and_a_damaged_entry_is_a_miss(
+    tmp_path: Path,
+) -> None:
+    cache = ConvertedModels(tmp_path / "cache")
+    ir = OpenVinoModel(xml=b"<net/>", weights=b"\x00" * 16)
+    assert cache.get("ab" * 32, 224) is None
+    cache.put("ab" * 32, 224, ir)
+    assert cache.get("ab" * 32, 224) == ir
+    assert cache.get("ab" * 32, 160) is None and cache.get("cd" * 32, 224) is None
+    assert [p.name for p in cache.folder.iterdir()] == [cache.entry("ab" * 32, 224).name]
+    (cache.entry("ab" * 32, 224) / "model.bin").unlink()
+    assert cache.get("ab" * 32, 224) is None
+    cache.put("cd" * 32, 224, ir)  # over an existing file, a failed write is silent
+    (tmp_path / "file").write_text("")
+    ConvertedModels(tmp_path / "file" / "cache").put("ab" * 32, 224, ir)
+
+
+@pytest.mark.unit
+def test_weights_found_converted_are_checked_by_hash_and_never_load_keras(monkeypatch) -> None:
+    import fruits_pipeline.model as model
+
+    def no_keras(image_size: int) -> None:
+        raise AssertionError("a cached conversion must not build the Keras model")
+
+    monkeypatch.setattr(model, "build_model", no_keras)
+    ir = OpenVinoModel(xml=b"<net/>", weights=b"")
+    seen: list[str] = []
+    loaded = load_weights(str(WEIGHTS), 224, converted=lambda digest: seen.append(digest) or ir)
+    assert loaded.converted == ir and loaded.arrays == [] and seen == [loaded.sha256]
+    assert openvino_model(loaded, 224) is ir
+    with pytest.raises(WeightsError, match="not the expected"):
+        load_weights(str(WEIGHTS), 224, sha256="0" * 64, converted=lambda digest: ir)

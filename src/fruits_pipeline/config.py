@@ -299,6 +299,14 @@ class JobConfig:
         parse=int_between(32, 1024),
         help="model input side in pixels; images are resized to it",
     )
+    model_cache: bool = option(
+        "--no-model-cache",
+        default=True,
+        switch=False,
+        group=MODEL,
+        help="convert the weights again instead of reading the converted model from the cache "
+        "of earlier runs ($XDG_CACHE_HOME/fruits-pipeline/openvino; openvino engine only)",
+    )
     # 8 measured fastest: a small batch's activations stay in the CPU caches.
     batch_size: int = option(
         "--batch-size",

@@ -18,6 +18,9 @@ Both give the same features within 1e-4 of a direct Keras computation (tests/tes
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ import numpy as np
 from fruits_pipeline.config import ENGINES, OPENVINO, TENSORFLOW, JobConfig
 from fruits_pipeline.model import (
     LoadedWeights,
+    OpenVinoModel,
     Predictor,
     build_model,
     configure_threads,
@@ -63,14 +67,6 @@ class TensorFlowFactory:
         model = build_model(self.image_size)
         model.set_weights(self.weights.value)
         return make_predictor(model, self.image_size)
-
-
-@dataclass(frozen=True)
-class OpenVinoModel:
-    """An OpenVINO IR in memory: ``xml`` the graph, ``weights`` its f32 ``.bin`` (about 9 MB)."""
-
-    xml: bytes
-    weights: bytes
 
 
 def to_openvino(model: keras.Model, image_size: int) -> OpenVinoModel:
@@ -170,11 +166,87 @@ class OpenVinoFactory:
         return compile_predictor(self.model.value, self.threads)
 
 
-def openvino_model(weights: LoadedWeights, image_size: int) -> OpenVinoModel:
-    """The checked Keras weights as the f32 OpenVINO IR the workers run (``to_openvino``)."""
+# Bumped whenever ``to_openvino`` changes what it produces, so no cached IR outlives its recipe.
+CONVERSION = "uint8-input-scaled-in-graph-1"
+
+
+# The distributions whose release can change a conversion (TensorFlow as either wheel).
+CONVERTERS = ("keras", "tensorflow", "tensorflow-cpu")
+
+
+def installed(distribution: str) -> str:
+    """``distribution``'s installed version, or ``-`` when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "-"
+
+
+@dataclass(frozen=True)
+class ConvertedModels:
+    """f32 OpenVINO IRs converted before, on the driver's disk, one per weights file (by its
+    sha256), input size, conversion recipe and OpenVINO/Keras/TensorFlow release.
+
+    Converting costs the driver TensorFlow's import, two Keras builds and ``convert_model``
+    (tens of seconds); a cached IR costs reading 9 MB. Pitfall: an IR is stored only after its
+    file passed ``model.load_weights``' checks, which a hit then skips; a damaged entry (not
+    both files, or unreadable) is a miss and is written again.
+    """
+
+    folder: Path
+
+    @staticmethod
+    def default() -> ConvertedModels:
+        """``$XDG_CACHE_HOME/fruits-pipeline/openvino`` (``~/.cache`` when unset)."""
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return ConvertedModels(Path(cache) / "fruits-pipeline" / "openvino")
+
+    def entry(self, sha256: str, image_size: int) -> Path:
+        import openvino
+
+        recipe = [sha256, str(image_size), CONVERSION, openvino.__version__]
+        recipe += [installed(name) for name in CONVERTERS]
+        return self.folder / hashlib.sha256("\n".join(recipe).encode()).hexdigest()[:32]
+
+    def get(self, sha256: str, image_size: int) -> OpenVinoModel | None:
+        entry = self.entry(sha256, image_size)
+        try:
+            return OpenVinoModel(
+                xml=(entry / "model.xml").read_bytes(), weights=(entry / "model.bin").read_bytes()
+            )
+        except OSError:
+            return None
+
+    def put(self, sha256: str, image_size: int, ir: OpenVinoModel) -> None:
+        """Store ``ir`` atomically (a folder renamed into place); a cache that cannot be written
+        (read-only home, full disk) is no reason to fail a run."""
+        entry, partial = self.entry(sha256, image_size), None
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            partial = Path(tempfile.mkdtemp(dir=self.folder, prefix=".partial-"))
+            (partial / "model.xml").write_bytes(ir.xml)
+            (partial / "model.bin").write_bytes(ir.weights)
+            os.replace(partial, entry)
+        except OSError:
+            if partial is not None:
+                shutil.rmtree(partial, ignore_errors=True)
+
+
+def openvino_model(
+    weights: LoadedWeights, image_size: int, cache: ConvertedModels | None = None
+) -> OpenVinoModel:
+    """The checked Keras weights as the f32 OpenVINO IR the workers run (``to_openvino``):
+    the one ``weights`` came with from ``cache``, or converted now and stored in ``cache``."""
+    if weights.converted is not None:
+        return weights.converted
     model = build_model(image_size)
     model.set_weights(weights.arrays)
-    return to_openvino(model, image_size)
+    ir = to_openvino(model, image_size)
+    if cache is not None:
+        cache.put(weights.sha256, image_size, ir)
+    return ir
 
 
 def predictor_factory(
@@ -183,6 +255,7 @@ def predictor_factory(
     image_size: int,
     threads: int,
     broadcast: Broadcaster,
+    cache: ConvertedModels | None = None,
 ) -> PredictorFactory:
     """Build, on the driver, what ``engine`` broadcasts, and the factory its workers run.
 
@@ -192,6 +265,7 @@ def predictor_factory(
         image_size: model input side in pixels.
         threads: model threads per Python worker.
         broadcast: ``SparkContext.broadcast`` (or a stand-in in tests).
+        cache: where the openvino engine finds or stores the converted model.
 
     Returns:
         A picklable ``() -> Predictor``, to run once per Python worker.
@@ -199,7 +273,7 @@ def predictor_factory(
     if engine == TENSORFLOW:
         return TensorFlowFactory(broadcast(weights.arrays), image_size, threads)
     if engine == OPENVINO:
-        return OpenVinoFactory(broadcast(openvino_model(weights, image_size)), threads)
+        return OpenVinoFactory(broadcast(openvino_model(weights, image_size, cache)), threads)
     raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
 
 
@@ -225,14 +299,32 @@ class MobileNetV2Source:
     """The real model: ``model.load_weights`` then ``predictor_factory`` for ``config.engine``."""
 
     def load_weights(self, config: JobConfig, region: str | None) -> LoadedWeights:
-        return load_weights(config.weights, config.image_size, config.weights_sha256, region)
+        cache = converted_models(config)
+        return load_weights(
+            config.weights,
+            config.image_size,
+            config.weights_sha256,
+            region,
+            (lambda digest: cache.get(digest, config.image_size)) if cache else lambda _: None,
+        )
 
     def predictor_factory(
         self, config: JobConfig, weights: LoadedWeights, broadcast: Broadcaster
     ) -> PredictorFactory:
         return predictor_factory(
-            config.engine, weights, config.image_size, config.model_threads, broadcast
+            config.engine,
+            weights,
+            config.image_size,
+            config.model_threads,
+            broadcast,
+            converted_models(config),
         )
+
+
+def converted_models(config: JobConfig) -> ConvertedModels | None:
+    """The cache of converted models a run uses: the default one, for the openvino engine,
+    unless ``--no-model-cache``."""
+    return ConvertedModels.default() if config.model_cache and config.engine == OPENVINO else None
 
 
 MOBILENET_V2 = MobileNetV2Source()

@@ -56,16 +56,27 @@ def _prepare_tensorflow() -> None:
 
 
 @dataclass(frozen=True)
+class OpenVinoModel:
+    """An OpenVINO IR in memory: ``xml`` the graph, ``weights`` its f32 ``.bin`` (about 9 MB)."""
+
+    xml: bytes
+    weights: bytes
+
+
+@dataclass(frozen=True)
 class LoadedWeights:
     """Weights resolved and checked on the driver, ready to broadcast.
 
     ``arrays`` is ``model.get_weights()``: 260 float32 arrays, about 9 MB in all, which is what
-    ``SparkContext.broadcast`` ships to each executor once.
+    ``SparkContext.broadcast`` ships to each executor once. ``converted`` is the f32 OpenVINO
+    IR of this very file when a cache had it (``engines.ConvertedModels``); ``arrays`` is then
+    empty, as Keras was never loaded.
     """
 
     source: str
     sha256: str
     arrays: list[np.ndarray]
+    converted: OpenVinoModel | None = None
 
 
 def build_model(image_size: int) -> keras.Model:
@@ -130,12 +141,18 @@ def resolve_weights_file(
 
 
 def load_weights(
-    weights: str, image_size: int, sha256: str | None = None, region: str | None = None
+    weights: str,
+    image_size: int,
+    sha256: str | None = None,
+    region: str | None = None,
+    converted: Callable[[str], OpenVinoModel | None] = lambda digest: None,
 ) -> LoadedWeights:
     """Resolve, check and read the weights on the driver, before any Spark task starts.
 
     ``sha256``, when given, is the file's expected hash, whatever its source; ``region`` is
-    the one an ``s3://`` download addresses.
+    the one an ``s3://`` download addresses. ``converted(digest)`` looks the file's hash up
+    in a cache of converted models: on a hit the weights are returned with that model and
+    Keras is not loaded (only a file that passed the checks below was ever converted).
 
     Raises:
         WeightsError: the file is missing, is not the expected one, is not HDF5, or its tensors
@@ -149,6 +166,8 @@ def load_weights(
             raise WeightsError(
                 f"weights file {weights} has sha256 {actual}, not the expected {sha256}"
             )
+        if (model_ir := converted(actual)) is not None:
+            return LoadedWeights(source=weights, sha256=actual, arrays=[], converted=model_ir)
         import h5py
 
         if not h5py.is_hdf5(path):

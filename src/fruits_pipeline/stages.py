@@ -52,6 +52,7 @@ from fruits_pipeline.engines import (
     OpenVinoFactory,
     OpenVinoModel,
     PredictorFactory,
+    converted_models,
     openvino_model,
 )
 from fruits_pipeline.errors import OutputExistsError, TooManyBadImagesError, UsageError
@@ -153,7 +154,8 @@ class Sources:
 
     @property
     def detail(self) -> str:
-        return f"{self.weights.source}, sha256 {self.weights.sha256[:12]}..."
+        cached = ", converted model from the cache" if self.weights.converted else ""
+        return f"{self.weights.source}, sha256 {self.weights.sha256[:12]}...{cached}"
 
 
 def load_sources(
@@ -242,7 +244,7 @@ def choose_precision(config: JobConfig, weights: LoadedWeights, scope: Scope) ->
         return Precision(F32, None, None)
     if config.engine != OPENVINO or config.extractor == ORB:
         raise UsageError(f"--precision {INT8} needs --engine {OPENVINO} and the CNN extractor")
-    f32 = openvino_model(weights, config.image_size)
+    f32 = openvino_model(weights, config.image_size, converted_models(config))
     threads = os.cpu_count() or 1
     model, record = checked_int8_model(
         f32, scope.listing.images, config.seed, config.image_size, threads
