@@ -26,8 +26,8 @@ from benchmarks.throughput import (
     WEIGHTS,
     prepare_images,
     raw_model,
-    raw_summary,
     run_job,
+    timed_again,
 )
 from fruits_pipeline.config import F32, INT8, OPENVINO, PRECISIONS
 from fruits_pipeline.decoding import decode_image
@@ -89,17 +89,9 @@ def compare(
     images = prepare_images(source, n, work / f"images-{n}")
     jobs = {p: job_run(images, work / f"precision-{p}", p) for p in PRECISIONS}
     for precision in PRECISIONS:
-        best = raw[precision]["best"]
-        again = raw_model(
-            OPENVINO,
-            factories[precision],
-            source,
-            [(best["processes"], best["threads"])],
-            [best["batch"]],
-            raw_seconds,
+        raw[precision] = timed_again(
+            OPENVINO, factories[precision], source, raw[precision], raw_seconds
         )
-        trials = raw[precision]["trials"] + [{**t, "after_b": True} for t in again["trials"]]
-        raw[precision] = raw_summary(trials)
     rate = {p: jobs[p]["featurize_images_per_s"] for p in PRECISIONS}
     ratios = {
         "f32 job featurize / raw f32": rate[F32] / raw[F32]["best"]["images_per_s"],

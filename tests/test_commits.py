@@ -33,12 +33,13 @@ def to_featurize(spark: SparkSession, table: CollectionTable) -> DataFrame:
     ).to_featurize
 
 
-def test_chunks_cover_every_path_once(spark: SparkSession) -> None:
+def test_chunks_cover_every_path_once_none_empty_none_too_big(spark: SparkSession) -> None:
     assert [chunk_count(n, 3) for n in (0, 1, 3, 4, 10)] == [0, 1, 1, 2, 4]
-    rows = listed(spark).transform(with_chunk(4)).collect()
-    assert {row.chunk for row in rows} <= {0, 1, 2, 3}
-    again = {row.path: row.chunk for row in listed(spark).transform(with_chunk(4)).collect()}
-    assert again == {row.path: row.chunk for row in rows}  # the same file, the same chunk
+    rows = listed(spark).transform(with_chunk(3)).collect()
+    sizes = [sum(1 for row in rows if row.chunk == chunk) for chunk in range(4)]
+    assert sizes == [3, 3, 3, 1] and sorted(row.path for row in rows) == sorted(PATHS)
+    again = {row.path: row.chunk for row in listed(spark).transform(with_chunk(3)).collect()}
+    assert again == {row.path: row.chunk for row in rows}  # the same list, the same chunks
 
 
 def test_each_chunk_is_committed_and_a_failed_pass_resumes_without_rerunning(

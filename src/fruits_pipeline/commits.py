@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import LongType, StructField, StructType
 
 from fruits_pipeline.schema import PATH
 from fruits_pipeline.table import append
@@ -40,12 +41,19 @@ def chunk_count(images: int, chunk_images: int) -> int:
     return math.ceil(images / chunk_images)
 
 
-def with_chunk(chunks: int) -> Callable[[DataFrame], DataFrame]:
-    """Transform: adds ``chunk`` in ``0..chunks - 1``, a hash of ``path``: the same file falls
-    in the same chunk in every run, and chunks come out near equal without a sort."""
+def with_chunk(chunk_images: int) -> Callable[[DataFrame], DataFrame]:
+    """Transform: adds ``chunk``, the row's place in ``path`` order divided by ``chunk_images``:
+    chunks ``0..chunk_count - 1`` of exactly ``chunk_images`` rows, the last one of fewer.
+
+    Pitfall: a hash of the path would need no sort, but its chunks vary in size, so a chunk
+    could exceed ``chunk_images`` or be empty (an empty commit, nothing resumable gained).
+    """
 
     def transform(df: DataFrame) -> DataFrame:
-        return df.withColumn(CHUNK, F.pmod(F.xxhash64(PATH), F.lit(chunks)).cast("int"))
+        ordered = df.orderBy(PATH)
+        schema = StructType([*ordered.schema.fields, StructField(CHUNK, LongType(), False)])
+        indexed = ordered.rdd.zipWithIndex().map(lambda row: (*row[0], row[1] // chunk_images))
+        return df.sparkSession.createDataFrame(indexed, schema)
 
     return transform
 
@@ -69,12 +77,11 @@ def featurize_in_chunks(
 
     Errors are committed first: a run killed between a chunk's two commits retries only that
     chunk's featurized images (their errors stay committed), never re-runs the whole chunk's
-    bad files. Pitfall: the chunks are the hash's, not the order of the listing.
+    bad files. Chunks follow the paths' order (``with_chunk``).
     """
-    pinned = paths.select(PATH).localCheckpoint(eager=True)
-    images = pinned.count()
+    keyed = paths.select(PATH).transform(with_chunk(chunk_images)).localCheckpoint(eager=True)
+    images = keyed.count()
     chunks = chunk_count(images, chunk_images)
-    keyed = pinned.transform(with_chunk(max(chunks, 1)))
     for chunk in range(chunks):
         features, errors = featurize(keyed.where(F.col(CHUNK) == chunk).select(PATH))
         append(errors, errors_table)
