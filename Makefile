@@ -2,7 +2,7 @@
 #   make sample   install the job into .venv and run it on sample/fruits-360 with local[*]
 #   make test     install the job and its test tools, then run every test (CI runs this)
 # Tests by cost (markers in tests/, see tests/conftest.py): make test-unit, test-spark, test-e2e;
-#   make test-quick   the inner loop: unit and spark tiers, no real model, no whole job
+#   make test-quick   the inner loop: unit and spark tiers, no model, no whole run
 # make docs writes docs/performance.md from benchmarks/results/ (make lint checks it is current).
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c

@@ -18,7 +18,7 @@ from tests import hostile
 from tests.conftest import SAMPLE
 from tests.fakes import FAKE_MODEL
 
-pytestmark = pytest.mark.spark
+pytestmark = pytest.mark.e2e  # whole runs of the job (the fake model)
 
 GOOD_SOURCES = sorted(SAMPLE.glob("Training/*/*.jpg"))[::24][:10]
 

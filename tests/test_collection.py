@@ -17,7 +17,7 @@ from fruits_pipeline.reduction import partition_moments, reduction_from_moments
 from fruits_pipeline.table import CollectionTable, latest_moments
 from tests.fake_chunks import IDENTITY_SCHEMA, PROVENANCE, WHEN, FakeModel, vector_of
 
-pytestmark = pytest.mark.spark
+pytestmark = pytest.mark.e2e  # whole runs of the job (the fake model)
 
 LATER = datetime(2026, 3, 1)
 

@@ -21,7 +21,7 @@ from tests.conftest import SAMPLE
 from tests.fake_chunks import table_run_arguments
 from tests.fakes import FAKE_MODEL
 
-pytestmark = pytest.mark.spark
+pytestmark = pytest.mark.e2e  # whole runs of the job (the fake model)
 
 
 def photos(root: Path, label: str, count: int, start: int = 0) -> None:

@@ -23,7 +23,7 @@ from fruits_pipeline.residency import check_buckets, validate_allowed_regions
 from tests.aws import LocalAws, set_step_state
 from tests.conftest import ROOT, SAMPLE, WEIGHTS
 
-pytestmark = pytest.mark.spark
+pytestmark = pytest.mark.e2e  # the shell scripts, run with the AWS CLI against the local AWS
 
 JOB_ARGS = [
     "run",

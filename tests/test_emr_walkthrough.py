@@ -23,7 +23,7 @@ from tests.aws import LocalAws, set_step_state
 from tests.conftest import ROOT, SAMPLE, WEIGHTS, count_jpgs_per_label
 from tests.test_emr import script_env
 
-pytestmark = pytest.mark.spark
+pytestmark = pytest.mark.e2e  # the whole walk: scripts, AWS CLI, a run
 
 BUCKET = "fruits-walk-eu"
 # The walk's first line names the reader's bucket and data; the test's replace them.

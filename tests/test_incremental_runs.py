@@ -21,7 +21,7 @@ from fruits_pipeline.reduction import PCA_COL, VECTOR_COL
 from tests.conftest import SAMPLE
 from tests.fakes import FAKE_MODEL, FAKE_SHA256
 
-pytestmark = pytest.mark.spark
+pytestmark = pytest.mark.e2e  # whole runs of the job (the fake model)
 
 LABELS = ("apple", "mango", "Cocos")
 

@@ -19,7 +19,7 @@ from fruits_pipeline.progress import Progress
 from fruits_pipeline.session import RunSession
 from tests.conftest import SAMPLE
 
-pytestmark = pytest.mark.spark
+pytestmark = pytest.mark.e2e  # whole runs of the job (the fake model)
 
 
 @pytest.fixture(scope="module")
