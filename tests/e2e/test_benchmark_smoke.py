@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,37 @@ def test_incremental_benchmark_runs_and_prints_the_ratio() -> None:
     assert "B / C = " in completed.stdout
     assert "with the listing stage" in completed.stdout and "whole processes" in completed.stdout
     assert "C1's stages (s): " in completed.stdout
+
+
+def test_incremental_benchmark_with_a_table_runs_the_model_on_the_new_photos_only() -> None:
+    completed = run_benchmark(
+        "-m",
+        "benchmarks.incremental",
+        "--table",
+        "--sizes",
+        "40,80",
+        "--new",
+        "8",
+        "--quiet-wait",
+        "0",
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    out = completed.stdout
+    for size in (40, 80):
+        assert f"collection of {size} photos, then 8 new ({size + 8} in all)" in out
+        # The table's incremental run featurizes the new photos only; the full run all of them.
+        assert f"the model ran on 8 photos, {size} reused: " in out
+        assert f"full run, no table: the model ran on {size + 8} photos: " in out
+    assert out.count("first run, empty table: ") == 2
+    assert out.count("incremental / full = ") == 2
+    assert out.count("incremental's stages (s): ") == 2
+    assert re.search(
+        r"^incremental runs: 80 / 40 = \d+\.\d\dx after start-up \(target <= 1\.3x\): "
+        r"(met|NOT MET)$",
+        out,
+        re.MULTILINE,
+    ), out
+    assert re.search(r"^load average: start \[.*\], end \[.*\]", out, re.MULTILINE)
 
 
 def test_accounting_benchmark_runs_and_prints_the_driver_memory() -> None:

@@ -5,6 +5,10 @@ through the S3A connector (EMR 7.10+ serves ``s3://`` with S3A) against the loca
 One run serves most tests (it takes a minute or two): it is submitted with
 ``scripts/submit_step.sh`` to the local EMR endpoint, and the step's own arguments, read back
 from EMR, are what runs; one of its Python workers is killed while it runs the model.
+
+A collection on S3 (``--table s3://…/collections/fruits``, an Iceberg Hadoop catalog whose
+warehouse is on S3, through S3A) is run the same way on a small folder of its own: a first run,
+then the same command again after new photos arrive and one is deleted.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 
 from fruits_pipeline.errors import ExitCode
-from fruits_pipeline.jars import S3A_JARS, classpath_settings, find_jars
+from fruits_pipeline.jars import ICEBERG_JARS, S3A_JARS, classpath_settings, find_jars
 from fruits_pipeline.s3a import s3a_settings
 from fruits_pipeline.step import local_command, spark_submit_args
+from fruits_pipeline.table import parse_table
 from tests.aws import LocalAws, create_bucket, point_spark_at, reset_aws
 from tests.conftest import ROOT, SAMPLE, WEIGHTS
 
@@ -64,27 +69,54 @@ NOT_LOCAL = (
 )
 
 
+def emr_classification(name: str) -> dict[str, str]:
+    """The properties of classification ``name`` in ``conf/emr-configurations.json`` ({} if
+    the file has none)."""
+    listing = json.loads((ROOT / "conf" / "emr-configurations.json").read_text())
+    found = [c.get("Properties", {}) for c in listing if c["Classification"] == name]
+    return found[0] if found else {}
+
+
 def emr_spark_defaults() -> dict[str, str]:
     """``conf/emr-configurations.json``'s spark-defaults that apply to a local-cluster run."""
-    listing = json.loads((ROOT / "conf" / "emr-configurations.json").read_text())
-    (defaults,) = [c["Properties"] for c in listing if c["Classification"] == "spark-defaults"]
+    defaults = emr_classification("spark-defaults")
     return {k: v for k, v in defaults.items() if not k.startswith(NOT_LOCAL)}
+
+
+def emr_jars() -> list[Path]:
+    """The jars EMR puts on every step's class path that a local Spark lacks: S3A (EMR serves
+    ``s3://`` with it), and Iceberg's only when the configuration turns EMR's Iceberg on
+    (``iceberg-defaults``): without it on EMR, ``--table`` fails here too."""
+    iceberg = emr_classification("iceberg-defaults").get("iceberg.enabled") == "true"
+    return find_jars(S3A_JARS + (ICEBERG_JARS if iceberg else ()))
+
+
+def sample_photos() -> list[Path]:
+    """The shipped sample's 240 photos, sorted (so by split, then class)."""
+    return sorted(p for p in SAMPLE.rglob("*") if p.suffix == ".jpg")
+
+
+def put_photo(client: Any, prefix: str, photo: Path, name: str | None = None) -> tuple[str, str]:
+    """Upload ``photo`` as ``prefix/SPLIT/LABEL/NAME`` (its class renamed by ``RENAMED``);
+    return its ``s3://`` path and the label it must come out with."""
+    label = RENAMED.get(photo.parent.name, photo.parent.name)
+    key = f"{prefix}/{photo.parent.parent.name}/{label}/{name or photo.name}"
+    client.put_object(Bucket=BUCKET, Key=key, Body=photo.read_bytes())
+    return f"s3://{BUCKET}/{key}", label
 
 
 def upload_input(client: Any) -> dict[str, str]:
     """Upload the sample twice over (480 photos), a corrupt, an empty and a "hidden" object
     (its name starts with "_"); return the ``{s3 path: label}`` every photo must come out with."""
     expected = {}
-    photos = sorted(p for p in SAMPLE.rglob("*") if p.suffix == ".jpg")
+    photos = sample_photos()
     for copy in ("", "copy "):
         for photo in photos:
-            label = RENAMED.get(photo.parent.name, photo.parent.name)
             name = copy + photo.name
             if photo == photos[0] and copy:
                 name = name.replace(".jpg", ".JPG")
-            key = f"fruits-360/{photo.parent.parent.name}/{label}/{name}"
-            client.put_object(Bucket=BUCKET, Key=key, Body=photo.read_bytes())
-            expected[f"s3://{BUCKET}/{key}"] = label
+            uri, label = put_photo(client, "fruits-360", photo, name)
+            expected[uri] = label
     client.put_object(Bucket=BUCKET, Key=CORRUPT_KEY, Body=random.Random(7).randbytes(3000))
     client.put_object(Bucket=BUCKET, Key=EMPTY_KEY, Body=b"")
     client.put_object(Bucket=BUCKET, Key=HIDDEN_KEY, Body=photos[0].read_bytes())
@@ -157,7 +189,7 @@ def run_locally(
     spark_submit = str(Path(sys.executable).parent / "spark-submit")
     conf = {
         **emr_spark_defaults(),
-        **classpath_settings(find_jars(S3A_JARS)),
+        **classpath_settings(emr_jars()),
         **s3a_settings({}, aws.endpoint),
     }
     command = local_command(step_args, spark_submit, MASTER, conf)
@@ -216,6 +248,12 @@ def venv_path() -> str:
 
 def output_key(name: str) -> str:
     return OUTPUT.removeprefix(f"s3://{BUCKET}/") + name
+
+
+def read_manifest(run: str) -> dict[str, Any]:
+    """The ``manifest.json`` of run folder ``run`` (``s3://BUCKET/.../``), read with boto3."""
+    key = run.removeprefix(f"s3://{BUCKET}/") + "manifest.json"
+    return json.loads(boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())
 
 
 @pytest.fixture(scope="module")
@@ -301,9 +339,7 @@ def test_bad_objects_are_in_errors_with_their_reason(s3_run: dict[str, Any]) -> 
 
 
 def test_manifest_pca_and_model_are_written_to_s3(s3_run: dict[str, Any], spark) -> None:
-    manifest = json.loads(
-        boto3.client("s3").get_object(Bucket=BUCKET, Key=output_key("manifest.json"))["Body"].read()
-    )
+    manifest = read_manifest(OUTPUT)
     assert manifest["status"] == "succeeded"
     assert manifest["counts"]["files_seen"] == 483
     assert manifest["counts"]["featurized"] == 480
@@ -406,10 +442,128 @@ def test_console_script_reads_and_writes_s3_from_a_laptop(s3_run: dict[str, Any]
         check=False,
     )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
-    manifest = json.loads(
-        boto3.client("s3").get_object(Bucket=BUCKET, Key="runs/laptop/manifest.json")["Body"].read()
-    )
+    manifest = read_manifest(output)
     assert manifest["status"] == "succeeded"
     assert manifest["counts"]["per_label"] == {
         "Pêche Plate": {"files_seen": 40, "featurized": 40, "errors": 0}
     }
+
+
+# A collection on S3: its own small input folder, the same step run twice (--overwrite: the
+# same command every time, as a scheduler would run it).
+TABLE = f"s3://{BUCKET}/collections/fruits"
+TABLE_PREFIX = "collection-in"
+TABLE_OUTPUT = f"s3://{BUCKET}/runs/collection/"
+TABLE_JOB_ARGS = [
+    "run",
+    "--input",
+    f"s3://{BUCKET}/{TABLE_PREFIX}/",
+    "--output",
+    TABLE_OUTPUT,
+    "--table",
+    TABLE,
+    "--weights",
+    WEIGHTS_URI,
+    "--overwrite",
+]
+TABLE_BAD = {  # key under TABLE_PREFIX: (label, error kind, body)
+    "Training/Cocos/corrupt 2.jpg": ("Cocos", "not_an_image", random.Random(8).randbytes(2000)),
+    "Test/mango/empty 2.jpg": ("mango", "empty_file", b""),
+}
+
+
+@pytest.fixture(scope="module")
+def table_runs(s3_run: dict[str, Any]) -> dict[str, Any]:
+    """Two runs of one step with ``--table`` on S3 (the code ``s3_run`` uploaded): 40 photos
+    of every class and two bad objects, then, after 8 new photos and one deleted, again.
+
+    Returns ``{"runs": [run_locally's result] * 2, "manifests": [...] * 2, "current": {s3
+    path: label} of the photos listed by the second run, "new": its new photos' paths, "aws"}``.
+    """
+    client, aws = boto3.client("s3"), s3_run["aws"]
+    photos = sample_photos()
+    current = dict(put_photo(client, TABLE_PREFIX, photo) for photo in photos[::6])
+    for key, (_, _, body) in TABLE_BAD.items():
+        client.put_object(Bucket=BUCKET, Key=f"{TABLE_PREFIX}/{key}", Body=body)
+    step_args = spark_submit_args(CODE_PREFIX, TABLE_JOB_ARGS)
+    runs = [run_locally(step_args, aws)]
+    manifests = [read_manifest(TABLE_OUTPUT) if runs[0]["returncode"] == 0 else {}]
+    gone = sorted(current)[0]
+    client.delete_object(Bucket=BUCKET, Key=gone.removeprefix(f"s3://{BUCKET}/"))
+    del current[gone]
+    new = dict(
+        put_photo(client, TABLE_PREFIX, photo, f"new {photo.name}") for photo in photos[1::30]
+    )
+    current.update(new)
+    runs.append(run_locally(step_args, aws))
+    manifests.append(read_manifest(TABLE_OUTPUT) if runs[1]["returncode"] == 0 else {})
+    return {"runs": runs, "manifests": manifests, "current": current, "new": set(new), "aws": aws}
+
+
+def test_a_first_table_run_on_s3_featurizes_every_listed_file(table_runs: dict[str, Any]) -> None:
+    first = table_runs["runs"][0]
+    assert first["returncode"] == 0, first["stdout"][-3000:] + first["stderr"][-5000:]
+    print(f"local-cluster table runs on S3: {[round(r['seconds']) for r in table_runs['runs']]} s")
+    manifest = table_runs["manifests"][0]
+    assert manifest["status"] == "succeeded"
+    assert manifest["collection"]["table"] == TABLE
+    assert manifest["collection"]["rows"] == manifest["counts"]["featurized"] == 40
+    assert manifest["collection"]["featurized"] == 42  # every listed file went through the pass
+    assert manifest["counts"]["model_runs"] == 41  # the empty object never reaches the model
+    assert manifest["collection"]["removed"] == 0 and manifest["collection"]["refitted"]
+
+
+def test_the_same_command_again_runs_the_model_on_the_new_photos_only(
+    table_runs: dict[str, Any],
+) -> None:
+    second = table_runs["runs"][1]
+    assert second["returncode"] == 0, second["stdout"][-3000:] + second["stderr"][-5000:]
+    manifest = table_runs["manifests"][1]
+    assert manifest["counts"]["model_runs"] == 8, "the model ran on photos the table held"
+    collection = manifest["collection"]
+    assert (collection["featurized"], collection["removed"], collection["rows"]) == (8, 1, 47)
+    counts = manifest["counts"]
+    assert (counts["files_seen"], counts["featurized"], counts["errors"]) == (49, 47, 2)
+    # The run folder: pca/ holds what the run projects (all after a refit, else the new ones).
+    pca = read_parquet_from_s3("runs/collection/pca")
+    projected = set(table_runs["current"]) if collection["refitted"] else table_runs["new"]
+    assert set(pca["path"]) == projected and pca["path"].is_unique
+
+
+def test_the_table_on_s3_holds_the_current_photos_and_the_bad_objects(
+    table_runs: dict[str, Any], spark
+) -> None:
+    """Read back with Spark and the job's own catalog settings, through S3A."""
+    assert [run["returncode"] for run in table_runs["runs"]] == [0, 0]
+    point_spark_at(spark, table_runs["aws"])
+    table = parse_table(TABLE)
+    for key, value in table.settings.items():  # the catalog, as the job sets it
+        spark.conf.set(key, value)
+    rows = spark.table(table.features).select("path", "label", "run_id").collect()
+    current, new = table_runs["current"], table_runs["new"]
+    assert len(rows) == len(current) and {r.path: r.label for r in rows} == current
+    by_run: dict[str, set[str]] = {}
+    for row in rows:  # the earlier photos' rows are the first run's, untouched
+        by_run.setdefault(row.run_id, set()).add(row.path)
+    assert sorted(by_run.values(), key=len) == [new, set(current) - new]
+    bad = {
+        f"s3://{BUCKET}/{TABLE_PREFIX}/{key}": (label, kind)
+        for key, (label, kind, _) in TABLE_BAD.items()
+    }
+    errors = spark.table(table.errors).collect()
+    assert {row.path: (row.label, row.error_kind) for row in errors} == bad
+    in_run_folder = read_parquet_from_s3("runs/collection/errors")
+    assert dict(zip(in_run_folder["path"], in_run_folder["error_kind"], strict=True)) == {
+        path: kind for path, (_, kind) in bad.items()
+    }
+
+
+def test_the_table_metadata_names_its_files_with_s3_uris(table_runs: dict[str, Any]) -> None:
+    """Iceberg writes the warehouse's scheme into every metadata file: ``s3://`` as given (not
+    ``s3a://``), so Athena, pyiceberg and EMR read the table's files where they are."""
+    client, prefix = boto3.client("s3"), "collections/fruits/features/metadata/"
+    version = client.get_object(Bucket=BUCKET, Key=f"{prefix}version-hint.text")["Body"].read()
+    key = f"{prefix}v{version.decode().strip()}.metadata.json"
+    metadata = json.loads(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert metadata["location"] == f"{TABLE}/features"
+    assert metadata["properties"]["write.delete.mode"] == "merge-on-read"
