@@ -37,8 +37,9 @@ from pyspark.sql import SparkSession
 
 from fruits_pipeline.manifest import Manifest
 from fruits_pipeline.probe import LOGISTIC_REGRESSION, run_probe
+from fruits_pipeline.stages import Stage
 
-PROBE_STAGE = "linear probe"
+PROBE_STAGE = Stage.PROBE.key
 NOISE = 0.05
 
 

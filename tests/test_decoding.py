@@ -1,4 +1,4 @@
-"""Issue 4: what happens to each kind of hostile file, decided and checked one by one."""
+"""What happens to each kind of hostile file, decided and checked one by one."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 11, finding 4: the executor and driver sizes in conf/emr-configurations.json fit what
+"""The executor and driver sizes in conf/emr-configurations.json fit what
 YARN gives a node of the default instance type (scripts/create_cluster.sh), with the Python
 workers' memory counted.
 

@@ -1,4 +1,4 @@
-"""Issue 11: the README's "Run on EMR" walk, run as written, from an empty account (a fresh
+"""The "Run on EMR" walk, run as written, from an empty account (a fresh
 local AWS) to a finished step and its manifest.
 
 Two things no local endpoint can do are played here: the download from Keras' bucket (a fake

@@ -1,4 +1,4 @@
-"""Issue 13: engines are predictor factories; each gives Keras' features; OpenVINO needs no TF."""
+"""Engines are predictor factories; each gives Keras' features; OpenVINO needs no TF."""
 
 from __future__ import annotations
 

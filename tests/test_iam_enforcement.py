@@ -1,4 +1,4 @@
-"""Issue 11, finding 2: the shipped IAM policies, proven under moto's IAM enforcement.
+"""The shipped IAM policies, proven under moto's IAM enforcement.
 
 Each principal is an IAM user holding only its policy (``conf/iam-instance-role-policy.json``
 for the cluster, ``conf/iam-submit-step-policy.json`` for whoever submits), the buckets filled

@@ -1,5 +1,5 @@
-"""Issue 2, must-show 2: labels and splits come from the folders, exactly; and issue 14: an
-incremental run reads exactly the files it names, whatever their names."""
+"""Labels and splits come from the folders, exactly; an incremental run reads exactly the files
+it names, whatever their names."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 11, finding 7: the job refuses to run outside the allowed regions, read from the EC2
+"""The job refuses to run outside the allowed regions, read from the EC2
 instance metadata (IMDSv2) of the node it runs on, or from the configured region off EC2.
 
 The metadata service is a fake on 127.0.0.1 (``AWS_EC2_METADATA_SERVICE_ENDPOINT``), answering

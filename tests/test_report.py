@@ -1,4 +1,4 @@
-"""Issue 6: the probe is recorded and deterministic; the report embeds real figures and renders."""
+"""The probe is recorded and deterministic; the report embeds real figures and renders."""
 
 from __future__ import annotations
 

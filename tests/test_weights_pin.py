@@ -1,4 +1,4 @@
-"""Issue 11, finding 9: the weights' sha256 is checked before they are loaded, whatever their
+"""The weights' sha256 is checked before they are loaded, whatever their
 source, and Keras checks the official file's download against it."""
 
 from __future__ import annotations

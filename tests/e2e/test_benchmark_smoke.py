@@ -1,4 +1,4 @@
-"""Issue 5: the throughput benchmark runs end to end (tiny smoke mode; timings are not tested)."""
+"""The benchmarks run end to end in their tiny smoke modes (timings are not tested)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Issue 2, must-shows 1, 3, 4 and 5, on one real run of the README command over the sample."""
+"""One real run of the README command over the sample: every output, the features against
+Keras, the PCA against NumPy, the saved model reloaded."""
 
 from __future__ import annotations
 
