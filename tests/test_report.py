@@ -6,7 +6,6 @@ import base64
 import json
 import re
 import shutil
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from fruits_pipeline.errors import ExitCode
 from fruits_pipeline.manifest import ProbeSummary
 from fruits_pipeline.probe import run_probe, with_hold_out
 from fruits_pipeline.report import FIGURE_DPI, FIGURE_INCHES, FIGURES
+from tests.chromium import screenshot
 from tests.conftest import SHARED_SAMPLE, WEIGHTS
 
 pytestmark = pytest.mark.e2e  # every test reads the sample run, made by the real model
@@ -90,38 +90,8 @@ def test_report_embeds_every_figure_as_a_real_png(report: Path) -> None:
 
 
 def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
-    chromium = shutil.which("chromium")
-    assert chromium, "chromium is missing: `make test` installs it"
-    shot = tmp_path / "shot.png"
-    completed = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--hide-scrollbars",
-            "--window-size=1000,2600",
-            f"--screenshot={shot}",
-            report.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    console = [line for line in completed.stderr.splitlines() if "CONSOLE" in line]
-    assert not console, console
-    assert_real_picture(Image.open(shot), (1000, 2600))
+    shot = screenshot(report.as_uri(), tmp_path / "shot.png", (1000, 2600))
+    assert_real_picture(shot, (1000, 2600))
 
 
 def test_report_on_a_missing_run_exits_3(tmp_path: Path, capsys) -> None:

@@ -8,7 +8,6 @@ Screenshots: the interactive projection with a class highlighted, and the probe'
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from PIL import Image
 from benchmarks.linked_classes import CLASS_NAMES, link_under_names
 from fruits_pipeline.report_html import palette
 from fruits_pipeline.summary import MAX_LINES
+from tests.chromium import screenshot
 from tests.conftest import ROOT, SHARED_SAMPLE, WEIGHTS
 
 pytestmark = pytest.mark.e2e
@@ -73,44 +73,6 @@ def run_120(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "stdout": completed.stdout,
         "stderr": completed.stderr,
     }
-
-
-def screenshot(page: str, shot: Path, size: tuple[int, int]) -> Image.Image:
-    chromium = shutil.which("chromium")
-    assert chromium, "chromium is missing: `make test` installs it"
-    completed = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            f"--user-data-dir={shot.parent / 'profile'}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--hide-scrollbars",
-            "--virtual-time-budget=3000",
-            f"--window-size={size[0]},{size[1]}",
-            f"--screenshot={shot}",
-            page,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    console = [line for line in completed.stderr.splitlines() if "CONSOLE" in line]
-    assert not console, console  # a script error would show here
-    kept = os.environ.get("REPORT_SHOTS")
-    if kept:
-        shutil.copy(shot, Path(kept) / shot.name)
-    return Image.open(shot).convert("RGB")
 
 
 def colour_pixels(image: Image.Image, colour: str, tolerance: int = 6) -> int:
