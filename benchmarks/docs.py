@@ -24,7 +24,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from benchmarks.incremental import TARGET_RATIO, Timed
+from benchmarks.incremental import TABLE_TARGET, TARGET_RATIO, Timed
 from benchmarks.precision import TARGETS as PRECISION_TARGETS
 from benchmarks.throughput import (
     DEFAULT_ENGINE,
@@ -534,6 +534,54 @@ def render_incremental(figures: Figures) -> str:
     )
 
 
+def render_incremental_table(figures: Figures) -> str:
+    """``incremental_table.json``: incremental runs through a collection table at two sizes,
+    each against a full run on the same photos."""
+    sizes, new, runs = figures["sizes"], figures["new"], figures["runs"]
+    rows = [
+        [
+            f"{size:,} photos + {new:,} new",
+            num(runs[str(size)]["first_s"]),
+            f"{num(runs[str(size)]['incremental_s'])} (model on "
+            f"{runs[str(size)]['incremental_model_runs']:,}, "
+            f"{runs[str(size)]['incremental_reused']:,} reused)",
+            num(runs[str(size)]["full_s"]),
+            times(runs[str(size)]["incremental_over_full"]),
+        ]
+        for size in sizes
+    ]
+    label = f"incremental run, {sizes[-1]:,} / {sizes[0]:,}, after start-up"
+    command = (
+        f"python -m benchmarks.incremental --table --sizes {','.join(map(str, sizes))} --new {new}"
+    )
+    return "\n\n".join(
+        [
+            "## Incremental runs through a collection table",
+            provenance(command, "incremental_table.json", figures),
+            prose("incremental-table"),
+            table(
+                [
+                    "seconds after start-up",
+                    "first run, empty table",
+                    "incremental run",
+                    "full run, no table",
+                    "incremental / full",
+                ],
+                rows,
+            ),
+            targets_table(
+                [(label, figures["ratio"], f"<= {TABLE_TARGET}", figures["ratio"] <= TABLE_TARGET)]
+            ),
+            stage_table(
+                {
+                    f"incremental, {size:,}": runs[str(size)]["incremental_timings_s"]
+                    for size in sizes
+                }
+            ),
+        ]
+    )
+
+
 # ---- accounting.json ------------------------------------------------------------------------
 
 APPROACHES = {
@@ -628,6 +676,7 @@ RENDERERS: dict[str, Callable[[Figures], str]] = {
     "throughput.json": render_throughput,
     "precision.json": render_precision,
     "incremental.json": render_incremental,
+    "incremental_table.json": render_incremental_table,
     "accounting.json": render_accounting,
     "scale.json": render_scale,
 }

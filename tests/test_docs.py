@@ -177,6 +177,41 @@ def test_incremental_target_is_judged_from_the_figures(b_seconds: float, expecte
     assert f"| **B / C** (sums) | {b_seconds / 40:.2f}x |" in page
 
 
+def incremental_table(larger_s: float) -> dict[str, Any]:
+    """incremental_table.json's shape: 1,000 and 4,000 photos, the smaller's incremental run
+    20 s after start-up, the larger's ``larger_s``."""
+    stages = {"list": 2.0, "featurize": 3.0, "fit": 1.0}
+
+    def size(incremental_s: float, photos: int) -> dict[str, Any]:
+        return {
+            "first_s": 60.0,
+            "incremental_s": incremental_s,
+            "full_s": 80.0,
+            "incremental_over_full": incremental_s / 80.0,
+            "incremental_model_runs": 100,
+            "incremental_reused": photos,
+            "incremental_timings_s": stages,
+        }
+
+    return {
+        "machine": MACHINE,
+        "load_average": LOAD,
+        "sizes": [1000, 4000],
+        "new": 100,
+        "runs": {"1000": size(20.0, 1000), "4000": size(larger_s, 4000)},
+        "ratio": larger_s / 20.0,
+    }
+
+
+@pytest.mark.parametrize(("larger_s", "expected"), [(24.0, "met"), (30.0, "NOT MET")])
+def test_incremental_table_target_is_judged_from_the_figures(
+    larger_s: float, expected: str
+) -> None:
+    page = docs.render_incremental_table(incremental_table(larger_s))
+    assert verdicts(page) == {"incremental run, 4,000 / 1,000, after start-up": expected}
+    assert "model on 100, 4,000 reused" in page
+
+
 def test_sections_without_targets_render_their_figures_and_no_verdict() -> None:
     """accounting.json records no machine or load average; scale.json has no target."""
     accounting = {

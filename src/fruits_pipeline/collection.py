@@ -25,17 +25,16 @@ from fruits_pipeline.reading import read_image_files, to_images
 from fruits_pipeline.reduction import Reduction, reduction_from_moments
 from fruits_pipeline.schema import ERROR_KIND, ERROR_MESSAGE, FEATURES, KEY_COLUMNS, PATH
 from fruits_pipeline.table import (
-    RUN_ID,
     CollectionTable,
     Provenance,
     StoredMoments,
+    added_since,
     delete_paths,
     held_identities,
     latest_moments,
     listed_identities,
     open_collection,
     plan_changes,
-    rows_at,
     save_moments,
     update_moments,
     with_provenance,
@@ -187,9 +186,7 @@ def write_collection_parts(
     features = spark.table(table.features)
     projected = features
     if not update.refitted:
-        keys = [PATH, RUN_ID]
-        earlier = rows_at(spark, table.features, update.previous).select(*keys)
-        projected = rows_at(spark, table.features, update.snapshot).join(earlier, keys, "left_anti")
+        projected = added_since(spark, table.features, update.snapshot, update.previous)
     write_parquet(projected.select(*KEY_COLUMNS, FEATURES), layout.features)
     errors = spark.table(table.errors).select(*KEY_COLUMNS, ERROR_KIND, ERROR_MESSAGE)
     write_parquet(errors, layout.errors)

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 import numpy as np
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import BinaryType
 
 from fruits_pipeline.config import FEATURE_DIM
 from fruits_pipeline.errors import TableMismatchError, UsageError
@@ -55,6 +56,7 @@ CATALOG = "fruits_collection"
 GLUE_PREFIX = "glue:"
 RUN_ID = "run_id"
 SNAPSHOT = "features_snapshot"
+SCATTER = "scatter"
 
 _ICEBERG = "org.apache.iceberg"
 # Row-level deletes as delete files (Iceberg format 2): removing a few rows writes a small
@@ -103,7 +105,7 @@ ERRORS_TABLE_SCHEMA = (
 )
 MOMENTS_TABLE_SCHEMA = (
     f"{SNAPSHOT} long, {RUN_ID} string, committed_at timestamp, rows long, "
-    "mean array<double>, scatter binary, fitted boolean, k int"
+    f"mean array<double>, {SCATTER} binary, fitted boolean, k int"
 )
 
 
@@ -335,19 +337,29 @@ class StoredMoments:
 
 
 def save_moments(spark: SparkSession, table: CollectionTable, stored: StoredMoments) -> None:
-    """Append ``stored`` to the collection's ``moments`` table (one commit)."""
+    """Append ``stored`` to the collection's ``moments`` table (one commit).
+
+    The 13 MB scatter reaches the writing task as a broadcast: held in the row, it would be
+    serialized into the task itself (Spark warns of any task above 1 MB, on every run).
+    """
     moments = stored.moments
+    scatter = spark.sparkContext.broadcast(moments.scatter.astype(_SCATTER_DTYPE).tobytes())
     row = (
         stored.snapshot,
         stored.run_id,
         datetime.now(UTC),
         moments.rows,
         moments.mean.tolist(),
-        moments.scatter.astype(_SCATTER_DTYPE).tobytes(),
         stored.fitted,
         stored.k,
     )
-    append(spark.createDataFrame([row], MOMENTS_TABLE_SCHEMA, verifySchema=False), table.moments)
+    frame = spark.createDataFrame(
+        [row], MOMENTS_TABLE_SCHEMA.replace(f", {SCATTER} binary", ""), verifySchema=False
+    ).withColumn(SCATTER, F.udf(lambda: scatter.value, BinaryType())())
+    try:
+        append(frame, table.moments)
+    finally:
+        scatter.destroy()
 
 
 def latest_moments(
@@ -371,7 +383,7 @@ def latest_moments(
         moments=FeatureMoments(
             int(row["rows"]),
             np.asarray(row["mean"]),
-            np.frombuffer(row["scatter"], dtype=_SCATTER_DTYPE).reshape(dim, dim).copy(),
+            np.frombuffer(row[SCATTER], dtype=_SCATTER_DTYPE).reshape(dim, dim).copy(),
         ),
         fitted=bool(row["fitted"]),
         k=row["k"],
@@ -394,15 +406,54 @@ def update_moments(
 ) -> MomentsUpdate:
     """The moments of ``features`` now, from ``stored`` (those of an earlier snapshot).
 
-    Reads the features of the rows added or removed since ``stored.snapshot`` only: the rows
-    are told apart by ``(path, run_id)`` in the two snapshots (time travel), so whatever
-    happened in between (several runs, a run killed between two commits) is accounted for.
+    Reads the features of the rows added or removed since ``stored.snapshot`` only
+    (``added_since``, ``removed_since``), so whatever happened in between (several runs, a run
+    killed between two commits) is accounted for, at a cost that follows what changed.
     """
     snapshot = current_snapshot(spark, table.features)
-    before = rows_at(spark, table.features, stored.snapshot if stored else None)
-    now = rows_at(spark, table.features, snapshot)
-    keys = [PATH, RUN_ID]
-    added = feature_moments(now.join(before.select(*keys), keys, "left_anti"))
-    removed = feature_moments(before.join(now.select(*keys), keys, "left_anti"))
+    previous = stored.snapshot if stored else None
+    added = feature_moments(added_since(spark, table.features, snapshot, previous))
+    gone = removed_since(spark, table.features, snapshot, previous)
+    removed = feature_moments(gone) if gone is not None else FeatureMoments.empty(FEATURE_DIM)
     start = stored.moments if stored else FeatureMoments.empty(FEATURE_DIM)
     return MomentsUpdate(snapshot, start.without(removed).combined(added), added, removed)
+
+
+def run_ids_at(spark: SparkSession, name: str, snapshot: int | None) -> set[str]:
+    """The ``run_id`` of every row of ``name`` as of ``snapshot`` (reads that column only)."""
+    rows = rows_at(spark, name, snapshot).select(RUN_ID).distinct().collect()
+    return {row[RUN_ID] for row in rows}
+
+
+def added_since(
+    spark: SparkSession, name: str, snapshot: int | None, previous: int | None
+) -> DataFrame:
+    """The rows of ``name`` at ``snapshot`` that were not there at ``previous``.
+
+    A run commits its rows (each carrying its ``run_id``) before it saves the moments whose
+    snapshot a later run starts from, so the rows added since are those of the runs absent at
+    ``previous``. Filtering on those ids lets Iceberg skip every older run's data file by its
+    column statistics: the features read are the new rows', however large the collection.
+    """
+    new = sorted(run_ids_at(spark, name, snapshot) - run_ids_at(spark, name, previous))
+    return rows_at(spark, name, snapshot).where(F.col(RUN_ID).isin(new))
+
+
+def removed_since(
+    spark: SparkSession, name: str, snapshot: int | None, previous: int | None
+) -> DataFrame | None:
+    """The rows of ``name`` at ``previous`` that are gone at ``snapshot`` (deleted: their file
+    vanished or changed), None when there are none. Compares the two snapshots' keys
+    (``path``, ``run_id``) first; features are read only from the removed rows' runs."""
+    keys = [PATH, RUN_ID]
+    gone = (
+        rows_at(spark, name, previous)
+        .select(*keys)
+        .join(rows_at(spark, name, snapshot).select(*keys), keys, "left_anti")
+        .localCheckpoint(eager=True)
+    )
+    runs = sorted({row[RUN_ID] for row in gone.select(RUN_ID).distinct().collect()})
+    if not runs:
+        return None
+    before = rows_at(spark, name, previous).where(F.col(RUN_ID).isin(runs))
+    return before.join(F.broadcast(gone), keys, "left_semi")
