@@ -582,6 +582,50 @@ def render_incremental_table(figures: Figures) -> str:
     )
 
 
+PROBE_SHARE_TARGET = 0.10  # the probe is a health check: at most this share of the job
+
+
+def render_probe_share(figures: Figures) -> str:
+    """``probe_share.json``: the probe's share of a whole job at scale, trained on every
+    training row (before) and on a capped sample per class (after)."""
+    rows = [
+        [
+            name,
+            f"{figures[name]['probe']['train_rows']:,}",
+            num(figures[name]["seconds"]),
+            f"{figures[f'share_{name}']:.1%}",
+            f"{figures[name]['probe']['accuracy']:.4f}",
+        ]
+        for name in ("before", "after")
+        if figures[name] is not None
+    ]
+    after = figures["share_after"]
+    command = f"python -m benchmarks.probe_share RUN --rows {figures['rows']}"
+    return "\n\n".join(
+        [
+            "## The probe's share of a job at scale",
+            provenance(command, "probe_share.json", figures),
+            f"RUN: a whole run on {figures['run_images']:,} photos; its `pca/` repeated to "
+            f"{figures['rows']:,} rows (each copy's coordinates moved by seeded noise), and its "
+            f"other stages after start-up scaled to that many photos: "
+            f"{num(figures['other_stages_s_scaled'])} s. Before: one logistic regression on "
+            "every training row; after: the probe as it is (three classifiers, a capped "
+            "sample per class).",
+            table(["probe", "trained on", "seconds", "share of the job", "accuracy"], rows),
+            targets_table(
+                [
+                    (
+                        "the probe's share of the job, after",
+                        after,
+                        f"<= {PROBE_SHARE_TARGET}",
+                        after <= PROBE_SHARE_TARGET,
+                    )
+                ]
+            ),
+        ]
+    )
+
+
 # ---- accounting.json ------------------------------------------------------------------------
 
 APPROACHES = {
@@ -677,6 +721,7 @@ RENDERERS: dict[str, Callable[[Figures], str]] = {
     "precision.json": render_precision,
     "incremental.json": render_incremental,
     "incremental_table.json": render_incremental_table,
+    "probe_share.json": render_probe_share,
     "accounting.json": render_accounting,
     "scale.json": render_scale,
 }

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import SparkSession
 
+from benchmarks.throughput import load_average, machine
 from fruits_pipeline.manifest import Manifest
 from fruits_pipeline.probe import LOGISTIC_REGRESSION, run_probe
 from fruits_pipeline.stages import Stage
@@ -104,6 +105,7 @@ def measure(
     """The figures: the probe after (and ``with_before``, before) on ``rows`` rows, the other
     stages scaled."""
     others_scaled = others[0] * rows / others[1]
+    load_start = load_average()
     with tempfile.TemporaryDirectory(prefix="probe-share-") as work:
         uri = os.path.join(work, "pca")
         write_parts(scaled_frame(pd.read_parquet(run / "pca"), rows), Path(uri))
@@ -122,7 +124,8 @@ def measure(
         "after": after,
         "share_before": share(before, others_scaled),
         "share_after": share(after, others_scaled),
-        "load_average": os.getloadavg(),
+        "machine": machine(),
+        "load_average": {"start": load_start, "end": load_average(), "waited_s": 0.0},
     }
 
 

@@ -212,6 +212,32 @@ def test_incremental_table_target_is_judged_from_the_figures(
     assert "model on 100, 4,000 reused" in page
 
 
+def probe_share(after_s: float) -> dict[str, Any]:
+    """probe_share.json's shape: 90 s of other stages; the probe after takes ``after_s``."""
+
+    def probe(seconds: float, rows: int) -> dict[str, Any]:
+        return {"seconds": seconds, "probe": {"train_rows": rows, "accuracy": 0.98}}
+
+    return {
+        "machine": MACHINE,
+        "load_average": LOAD,
+        "rows": 65000,
+        "run_images": 3936,
+        "other_stages_s_scaled": 90.0,
+        "before": probe(60.0, 48000),
+        "after": probe(after_s, 12000),
+        "share_before": 0.4,
+        "share_after": after_s / (90.0 + after_s),
+    }
+
+
+@pytest.mark.parametrize(("after_s", "expected"), [(5.0, "met"), (20.0, "NOT MET")])
+def test_probe_share_target_is_judged_from_the_figures(after_s: float, expected: str) -> None:
+    page = docs.render_probe_share(probe_share(after_s))
+    assert verdicts(page) == {"the probe's share of the job, after": expected}
+    assert "| before | 48,000 | 60.0 | 40.0% | 0.9800 |" in page
+
+
 def test_sections_without_targets_render_their_figures_and_no_verdict() -> None:
     """accounting.json records no machine or load average; scale.json has no target."""
     accounting = {
