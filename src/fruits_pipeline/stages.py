@@ -200,10 +200,11 @@ def read_new_files(split_names: Sequence[str]) -> Callable[[DataFrame], DataFram
 def list_scope(spark: SparkSession, config: JobConfig, previous: PreviousRun | None) -> Scope:
     """Stage 3: list the input (``NoInputError`` when empty) and plan the increment, if any."""
     listing = list_input(spark, config.input_uri, config.split_names)
+    # The files' identities are read by every join of an increment or a collection's sync
+    # (several per run, and per chunk) and by inventory/: one scan of the input, not one each.
+    listing = replace(listing, scanned=listing.scanned.cache())
     if previous is None:
         return Scope(listing, None, config.input_uri)
-    # Every join of the increment reads the scan, and so does inventory/: one scan, not seven.
-    listing = replace(listing, scanned=listing.scanned.cache())
     increment = plan_increment(listing, previous, read_new_files(config.split_names))
     return Scope(listing, increment, config.input_uri)
 
