@@ -608,9 +608,9 @@ def render_probe_share(figures: Figures) -> str:
             f"RUN: a whole run on {figures['run_images']:,} photos; its `pca/` repeated to "
             f"{figures['rows']:,} rows (each copy's coordinates moved by seeded noise), and its "
             f"other stages after start-up scaled to that many photos: "
-            f"{num(figures['other_stages_s_scaled'])} s. Before: one logistic regression on "
-            "every training row; after: the probe as it is (three classifiers, a capped "
-            "sample per class).",
+            f'{num(figures["other_stages_s_scaled"])} s. Row "before": an uncapped probe, one '
+            'logistic regression on every training row; row "after": the probe as shipped '
+            "(three classifiers, a capped sample per class).",
             table(["probe", "trained on", "seconds", "share of the job", "accuracy"], rows),
             targets_table(
                 [
