@@ -2,13 +2,15 @@
 
 Deliberately *not* how fruits-pipeline works; each habit below is one the benchmark measures:
 
-- ``repartition(20)`` after reading, which shuffles every image's bytes;
+- ``repartition(20)`` after reading, which shuffles every image's bytes (each of the 20 tasks
+  then builds the model again for every Spark action below);
 - ``model.predict`` inside the pandas UDF (a fresh ``tf.data`` pipeline per call);
 - the features are never persisted, so every Spark action re-runs the model on every image:
   the scaler's fit, each PCA fit (Spark's PCA makes two passes), and the final write;
 - PCA fitted twice: once at full rank to read the variance curve, once again at the chosen k.
 
-Usage: ``python benchmarks/classic_notebook.py --input DIR --output DIR --weights FILE``.
+Usage: ``python benchmarks/classic_notebook.py --input DIR --output DIR --weights FILE
+[--partitions 20]``.
 Prints one JSON line with the timings.
 """
 
@@ -37,6 +39,12 @@ def main() -> None:
     parser.add_argument("--output", required=True)
     parser.add_argument("--weights", required=True)
     parser.add_argument("--variance", type=float, default=0.95)
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=20,
+        help="the notebook's repartition(20); a smoke run on a few images passes fewer",
+    )
     args = parser.parse_args()
 
     from pyspark.ml.feature import PCA, StandardScaler
@@ -64,7 +72,7 @@ def main() -> None:
         .option("recursiveFileLookup", "true")
         .load(args.input)
         .withColumn("label", F.element_at(F.split("path", "/"), -2))
-        .repartition(20)
+        .repartition(args.partitions)
     )
     model = MobileNetV2(weights=None, include_top=False, pooling="avg", input_shape=(224, 224, 3))
     model.load_weights(args.weights)

@@ -28,10 +28,13 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers: this venv, w
 # first: stopping a session does not restart the JVM) has the S3A and Iceberg jars, so any test
 # can read a run written to the local S3 server or open an Iceberg table (``make test`` fetches
 # them).
+# The JIT stops at its first tier (C1): tests run many small queries once each, and on two cores
+# the optimizing compiler's work costs them more than it gains.
 os.environ.setdefault(
     "PYSPARK_SUBMIT_ARGS",
     "--driver-class-path "
-    f"{os.pathsep.join(str(jar) for jar in find_jars(S3A_JARS + ICEBERG_JARS))} pyspark-shell",
+    f"{os.pathsep.join(str(jar) for jar in find_jars(S3A_JARS + ICEBERG_JARS))} "
+    "--driver-java-options '-XX:TieredStopAtLevel=1 -XX:+UseSerialGC' pyspark-shell",
 )
 
 
@@ -53,8 +56,19 @@ def tier_of(item: pytest.Item) -> str | None:
     return next((mark.name for mark in item.iter_markers() if mark.name in TIERS), None)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Refuse a test without a tier; keep only the tiers asked for with ``--tier``."""
+    """Refuse a test without a tier; keep only the tiers asked for with ``--tier``; put every
+    test without an ``xdist_group`` in its module's group.
+
+    ``make test`` runs the tests in processes side by side (pytest-xdist ``--dist
+    loadgroup``): a group runs whole in one process, so a module's and a group's expensive
+    fixtures (a whole run of the job) are made once; the modules that read the sample run share
+    the group ``sample_run``.
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
     untiered = [item.nodeid for item in items if tier_of(item) is None]
     if untiered:
         raise pytest.UsageError(
@@ -137,11 +151,18 @@ def count_jpgs_per_label(folder: Path) -> dict[str, int]:
 
 
 @pytest.fixture
-def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
-    """A reset local AWS, this process's environment pointed at it, two buckets made."""
-    # AWS managed policies (AmazonEMRServicePolicy_v2) exist in moto's IAM only when asked for;
-    # the reset below recreates the IAM backend, which reads this then.
-    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+def aws(
+    local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> LocalAws:
+    """A reset local AWS, this process's environment pointed at it, three buckets made.
+
+    AWS managed policies (AmazonEMRServicePolicy_v2) exist in moto's IAM only for a test marked
+    ``aws_managed_policies``: loading them makes the reset and every first request to a backend
+    about 1.7 s slower.
+    """
+    # The reset below recreates the IAM backend, which reads this then.
+    managed = request.node.get_closest_marker("aws_managed_policies") is not None
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", str(managed).lower())
     reset_aws(local_aws)
     for key, value in local_aws.env().items():
         monkeypatch.setenv(key, value)

@@ -402,6 +402,7 @@ def roles_state() -> dict[str, Any]:
     return state
 
 
+@pytest.mark.aws_managed_policies
 def test_create_roles_creates_both_roles_and_the_profile_and_is_idempotent(aws: LocalAws) -> None:
     completed = create_roles(aws)
     assert completed.returncode == 0, completed.stderr

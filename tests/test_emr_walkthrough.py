@@ -65,6 +65,7 @@ def play_the_cluster(stop: threading.Event, done: dict[str, Any]) -> None:
                 done[step["Id"]] = args
 
 
+@pytest.mark.aws_managed_policies
 def test_the_readme_walk_runs_from_an_empty_account_to_the_results(
     aws: LocalAws, tmp_path: Path
 ) -> None:

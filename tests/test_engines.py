@@ -22,7 +22,8 @@ from tests import hostile
 from tests.conftest import SAMPLE, SHARED_SAMPLE, WEIGHTS
 from tests.e2e.test_sample_run import direct_keras_features
 
-pytestmark = pytest.mark.e2e  # the real model, both engines
+# the real model, both engines
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sample_run")]
 
 
 def real_photos(per_label: int = 2) -> list[Path]:

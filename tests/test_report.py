@@ -24,7 +24,8 @@ from fruits_pipeline.report import FIGURE_DPI, FIGURE_INCHES, FIGURES
 from tests.chromium import screenshot
 from tests.conftest import SHARED_SAMPLE, WEIGHTS
 
-pytestmark = pytest.mark.e2e  # every test reads the sample run, made by the real model
+# every test reads the sample run, made by the real model
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sample_run")]
 
 FIGURE_PIXELS = (int(FIGURE_INCHES[0] * FIGURE_DPI), int(FIGURE_INCHES[1] * FIGURE_DPI))
 
