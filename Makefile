@@ -62,11 +62,11 @@ lint: install
 docs: install
 	$(BIN)/python -m benchmarks.docs
 
-# Tests run in PYTEST_WORKERS processes side by side (pytest-xdist), a module (or an xdist_group,
-# see tests/conftest.py) whole in one of them; PYTEST_WORKERS=0 runs them in this process.
+# Tests run in PYTEST_WORKERS processes side by side (pytest-xdist), a module (or a group of
+# modules, see tests/conftest.py) whole in one of them; PYTEST_WORKERS=0 runs them in this one.
 PYTEST_WORKERS ?= 2
 PYTEST := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest \
-	--numprocesses $(PYTEST_WORKERS) --dist loadgroup
+	--numprocesses $(PYTEST_WORKERS) --dist loadscope
 
 test: test-tools lint
 	$(PYTEST) --durations=15 $(PYTEST_ARGS)

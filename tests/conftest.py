@@ -56,19 +56,8 @@ def tier_of(item: pytest.Item) -> str | None:
     return next((mark.name for mark in item.iter_markers() if mark.name in TIERS), None)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Refuse a test without a tier; keep only the tiers asked for with ``--tier``; put every
-    test without an ``xdist_group`` in its module's group.
-
-    ``make test`` runs the tests in processes side by side (pytest-xdist ``--dist
-    loadgroup``): a group runs whole in one process, so a module's and a group's expensive
-    fixtures (a whole run of the job) are made once; the modules that read the sample run share
-    the group ``sample_run``.
-    """
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    """Refuse a test without a tier; keep only the tiers asked for with ``--tier``."""
     untiered = [item.nodeid for item in items if tier_of(item) is None]
     if untiered:
         raise pytest.UsageError(
@@ -81,6 +70,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if tier_of(item) in wanted]
+
+
+# ``make test`` runs the tests in processes side by side (pytest-xdist, ``--dist loadscope``): a
+# module runs whole in one process, so its expensive fixtures (a whole run of the job) are made
+# once; the modules that read the sample run form one group. (xdist's own ``xdist_group`` marks
+# do not group under pytest 9.2: pytest-dev/pytest-xdist#1386.)
+SHARED_FIXTURE_GROUPS = {
+    module: "sample_run"
+    for module in ("tests/e2e/test_sample_run.py", "tests/test_report.py", "tests/test_engines.py")
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``--dist loadscope``: one work unit per module, or per group of modules that share
+    a fixture (``SHARED_FIXTURE_GROUPS``); any other ``--dist`` keeps xdist's own."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return SHARED_FIXTURE_GROUPS.get(module, module)
+
+    return ModuleGroups(config, log)
 
 
 @pytest.fixture(scope="session")

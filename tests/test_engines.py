@@ -23,7 +23,7 @@ from tests.conftest import SAMPLE, SHARED_SAMPLE, WEIGHTS
 from tests.e2e.test_sample_run import direct_keras_features
 
 # the real model, both engines
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sample_run")]
+pytestmark = pytest.mark.e2e
 
 
 def real_photos(per_label: int = 2) -> list[Path]:

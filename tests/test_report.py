@@ -25,7 +25,7 @@ from tests.chromium import screenshot
 from tests.conftest import SHARED_SAMPLE, WEIGHTS
 
 # every test reads the sample run, made by the real model
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sample_run")]
+pytestmark = pytest.mark.e2e
 
 FIGURE_PIXELS = (int(FIGURE_INCHES[0] * FIGURE_DPI), int(FIGURE_INCHES[1] * FIGURE_DPI))
 

@@ -36,6 +36,7 @@ def test_benchmark_smoke_mode_prints_the_table_and_writes_json(tmp_path: Path) -
     figures = json.loads(figures_path.read_text())
     assert figures["raw_model"]["best"]["images_per_s"] > 0
     assert figures["ours"]["images"] == 24 and figures["classic"]["images"] == 24
+    assert figures["classic"]["partitions"] == 2  # the notebook's 20, fewer for a smoke run
     assert figures["ours"]["featurize_images_per_s"] > 0
     assert figures["ours"]["peak_rss_mb"]["python_worker"] > 100  # TensorFlow is in there
     assert figures["ours_memory_n"]["peak_rss_mb"]["driver_jvm"] > 100

@@ -17,7 +17,7 @@ from pyspark.ml.functions import array_to_vector, vector_to_array
 from fruits_pipeline.reduction import PCA_COL, VECTOR_COL, choose_k
 from tests.conftest import SAMPLE, WEIGHTS, count_jpgs_per_label
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sample_run")]
+pytestmark = pytest.mark.e2e
 
 
 def read_parquet(folder: Path) -> pd.DataFrame:
