@@ -28,13 +28,10 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers: this venv, w
 # first: stopping a session does not restart the JVM) has the S3A and Iceberg jars, so any test
 # can read a run written to the local S3 server or open an Iceberg table (``make test`` fetches
 # them).
-# The JIT stops at its first tier (C1): tests run many small queries once each, and on two cores
-# the optimizing compiler's work costs them more than it gains.
 os.environ.setdefault(
     "PYSPARK_SUBMIT_ARGS",
     "--driver-class-path "
-    f"{os.pathsep.join(str(jar) for jar in find_jars(S3A_JARS + ICEBERG_JARS))} "
-    "--driver-java-options '-XX:TieredStopAtLevel=1 -XX:+UseSerialGC' pyspark-shell",
+    f"{os.pathsep.join(str(jar) for jar in find_jars(S3A_JARS + ICEBERG_JARS))} pyspark-shell",
 )
 
 
@@ -112,6 +109,10 @@ def spark() -> SparkSession:
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.ui.enabled", "false")
         .config("spark.log.level", "WARN")
+        # The JIT stops at its first tier (C1): the tests run many small queries once each, and
+        # on two cores the optimizing compiler's work costs them more than it gains. (Here, not
+        # in PYSPARK_SUBMIT_ARGS: the job's own runs in subprocesses set their own options.)
+        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
         .getOrCreate()
     )
     yield session

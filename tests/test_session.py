@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
+from pyspark.sql import SparkSession
 
 from fruits_pipeline.config import JobConfig
 from fruits_pipeline.errors import UsageError
@@ -38,4 +40,25 @@ def test_a_run_leaves_a_session_it_did_not_start_running(spark) -> None:
     assert run_session({}) is spark and not run_session.started
     run_session.close()
     assert spark.sparkContext._jsc is not None  # still usable
+    assert spark.range(3).count() == 3
+
+
+def test_a_session_running_while_this_thread_has_none_active_is_reused_and_left_running(
+    spark,
+) -> None:
+    """From another thread ``getActiveSession()`` is None while the test's session runs (a JVM
+    thread-local); the run must still find the session and leave it to its owner."""
+    seen: dict[str, object] = {}
+
+    def run() -> None:
+        seen["active_here"] = SparkSession.getActiveSession()
+        run_session = RunSession(JobConfig(input_uri="file:/in", output_uri="file:/out"))
+        seen["session"], seen["started"] = run_session({}), run_session.started
+        run_session.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen["active_here"] is None  # what made a run stop a session it did not start
+    assert seen["session"] is spark and seen["started"] is False
     assert spark.range(3).count() == 3

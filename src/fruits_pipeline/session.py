@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+from pyspark.errors import PySparkRuntimeError
 from pyspark.sql import SparkSession
 
 from fruits_pipeline.config import FILE_OPEN_COST_BYTES, MAX_PARTITION_BYTES, JobConfig
@@ -43,6 +44,20 @@ def session_settings(config: JobConfig) -> dict[str, str]:
     }
 
 
+def running_session() -> SparkSession | None:
+    """The session already running in this process, if any: the current thread's active one,
+    else the default one the builder made.
+
+    ``SparkSession.getActiveSession()`` alone is per thread (a JVM thread-local): from another
+    thread, or once this one is served by a new JVM thread, it answers None while a session
+    runs, and a run would then take the session for its own and stop it at its end.
+    """
+    try:
+        return SparkSession.active()
+    except PySparkRuntimeError:
+        return None
+
+
 def build_session(config: JobConfig, bucket_regions: dict[str, str]) -> SparkSession:
     """The SparkSession for a run. ``--master`` wins; else spark-submit's; else ``local[*]``.
 
@@ -53,7 +68,7 @@ def build_session(config: JobConfig, bucket_regions: dict[str, str]) -> SparkSes
         UsageError: a session is already running in this process with another master than
             ``--master``: ``getOrCreate`` would silently keep the running one.
     """
-    active = SparkSession.getActiveSession()
+    active = running_session()
     if active is not None:
         running = active.sparkContext.master
         if config.master and config.master != running:
@@ -124,7 +139,7 @@ class RunSession:
         self.started = False
 
     def __call__(self, bucket_regions: dict[str, str]) -> SparkSession:
-        self.started = SparkSession.getActiveSession() is None
+        self.started = running_session() is None
         self.session = build_session(self.config, bucket_regions)
         return self.session
 
