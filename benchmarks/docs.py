@@ -391,6 +391,8 @@ def driver_memory(run: Figures) -> str:
     int8 = run["jobs"][INT8]["peak_rss_mb"]["driver_python"]
     f32 = run["jobs"][F32]["peak_rss_mb"]["driver_python"]
     return (
+        "Both runs are first runs (`--no-model-cache`: the driver builds Keras to convert the "
+        "model, as on a new cluster). "
         f"With NNCF loaded the driver's Python peaks {num(int8 - f32, 0)} MB above the f32 run's: "
         f"{num(int8, 0)} MB, plus the JVM's {JVM_OFF_HEAP_MB} MB off-heap share "
         f"{num(int8 + JVM_OFF_HEAP_MB, 0)} MB, which `tests/test_emr_memory.py` checks against "

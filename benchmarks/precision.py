@@ -58,8 +58,14 @@ def raw_factories(source: Path, calibration: int) -> tuple[dict[str, OpenVinoFac
 
 def job_run(images: Path, output: Path, precision: str) -> dict[str, Any]:
     """``fruits-pipeline --precision`` on ``images`` (no probe): the featurize stage's rate and
-    the manifest's record of the precision, and the peak RSS of each process (MB)."""
-    manifest, wall, memory = run_job(images, output, "--precision", precision, "--no-probe")
+    the manifest's record of the precision, and the peak RSS of each process (MB).
+
+    Without the converted-model cache, as a first run on a new cluster: the driver then builds
+    Keras to convert the model, and with int8 quantizes it as well, its highest peak, which the
+    EMR driver's memory must hold (``tests/test_emr_memory.py``)."""
+    manifest, wall, memory = run_job(
+        images, output, "--precision", precision, "--no-probe", "--no-model-cache"
+    )
     assert manifest.throughput is not None
     return {
         "precision": precision,

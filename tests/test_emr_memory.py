@@ -164,9 +164,11 @@ def test_the_runbook_memory_table_is_the_configuration() -> None:
 
 
 def test_the_driver_overhead_also_holds_an_int8_run_driver() -> None:
-    """--precision int8 quantizes on the driver (NNCF): its peak, from the precision benchmark,
-    must fit the driver's overhead too."""
+    """--precision int8 quantizes on the driver (NNCF): its peak, from the precision benchmark
+    (a first run, the model converted on the driver), must fit the driver's overhead too."""
     results = json.loads((ROOT / "benchmarks" / "results" / "precision.json").read_text())
-    int8 = results["precision"]["jobs"]["int8"]["peak_rss_mb"]
-    assert int8["driver_python"] > measured_rss_mb()["driver_python"]  # NNCF is in there
+    jobs = results["precision"]["jobs"]
+    int8 = jobs["int8"]["peak_rss_mb"]
+    # NNCF is in there: above the f32 run of the same sitting.
+    assert int8["driver_python"] > jobs["f32"]["peak_rss_mb"]["driver_python"]
     assert problems(spark_defaults(), DEFAULT_NODE, {**measured_rss_mb(), **int8}) == []
