@@ -67,7 +67,7 @@ QUIET_LOAD = 0.5
 LAYOUTS = [(1, 2), (2, 1)]
 SMOKE_LAYOUTS = [(1, 1)]
 # The classic notebook's repartition(20); a smoke run's 24 images in 2 partitions build the model
-# 2 times per Spark action instead of 20 (4 minutes of model builds otherwise).
+# 2 times per Spark action instead of 20.
 CLASSIC_PARTITIONS, SMOKE_CLASSIC_PARTITIONS = 20, 2
 
 
@@ -424,6 +424,7 @@ def run_classic(images: Path, output: Path, partitions: int) -> dict:
         "images_per_s": round(result["images"] / result["seconds"], 2),
         "process_wall_s": round(wall, 2),
         "peak_rss_mb": memory,
+        "partitions": partitions,
     }
 
 
@@ -621,7 +622,6 @@ def benchmark(source: Path, work: Path, args: argparse.Namespace, smoke: bool) -
     print(f"(c) classic notebook on {args.n} images", flush=True)
     partitions = SMOKE_CLASSIC_PARTITIONS if smoke else CLASSIC_PARTITIONS
     figures["classic"] = run_classic(work / f"images-{args.n}", work / "classic", partitions)
-    figures["classic"]["partitions"] = partitions
     return figures
 
 
