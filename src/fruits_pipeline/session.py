@@ -39,8 +39,6 @@ def session_settings(config: JobConfig) -> dict[str, str]:
         "spark.executorEnv.TF_CPU_ALLOCATOR_USE_BFC": TENSORFLOW_ENV["TF_CPU_ALLOCATOR_USE_BFC"],
         "spark.sql.files.openCostInBytes": str(FILE_OPEN_COST_BYTES),
         "spark.sql.files.maxPartitionBytes": str(MAX_PARTITION_BYTES),
-        # toPandas() of the partial scatter matrices (13 MB each, reduction.py) goes through Arrow.
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
     }
 
 
