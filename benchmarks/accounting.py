@@ -90,14 +90,14 @@ def measure(rows: int, approach: str) -> dict:
     return result
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument(
         "--approaches", nargs="+", default=["spark", "collect"], choices=["spark", "collect"]
     )
     parser.add_argument("--no-save", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     results = [measure(n, approach) for approach in args.approaches for n in args.sizes]
     for approach in args.approaches:

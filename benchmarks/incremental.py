@@ -62,9 +62,10 @@ TABLE_TARGET = 1.3
 LIST_STAGE = Stage.LIST.key
 
 
-def run(images: Path, output: Path, *extra: str) -> tuple[Manifest, float]:
-    """The job's manifest, and the wall seconds of its whole process (start-up included)."""
-    manifest, wall, _ = run_job(images, output, "--no-probe", *extra)
+def run(images: Path, output: Path, *extra: str, shared: bool = False) -> tuple[Manifest, float]:
+    """The job's manifest, and the wall seconds of its whole process (start-up included);
+    ``shared`` as ``throughput.run_job`` takes it (a full run whose output nothing reads)."""
+    manifest, wall, _ = run_job(images, output, "--no-probe", *extra, shared=shared)
     return manifest, wall
 
 
@@ -141,7 +142,7 @@ def from_run_mode(args: argparse.Namespace, source: Path) -> dict:
         started = time.strftime("%Y-%m-%dT%H:%M:%S")
         for _ in range(args.repeats):
             incremental = run(folder, work / "B", "--incremental-from", str(work / "A"))
-            full = run(folder, work / "C")
+            full = run(folder, work / "C", shared=True)
             pairs.append((incremental[0], Timed.of(incremental), full[0], Timed.of(full)))
         load = {"start": load_start, "end": load_average(), "waited_s": waited}
     figures = from_run_figures(args, new, first, pairs)
@@ -264,7 +265,9 @@ def table_mode(args: argparse.Namespace, source: Path) -> dict:
         for size in sizes:
             restore(later[size], work / f"later-{size}")
         incrementals = {size: run(*commands[size]) for size in sizes}
-        fulls = {size: run(work / f"in-{size}", work / f"full-{size}") for size in sizes}
+        fulls = {
+            size: run(work / f"in-{size}", work / f"full-{size}", shared=True) for size in sizes
+        }
         load = {"start": load_start, "end": load_average(), "waited_s": waited}
     results = [TableSize(size, firsts[size], incrementals[size], fulls[size]) for size in sizes]
     figures = {"started": started, **table_figures(args.new, results), "load_average": load}
@@ -346,7 +349,7 @@ def print_table(figures: dict) -> None:
     print(f"load average: start {load['start']}, end {load['end']} (waited {load['waited_s']} s)")
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line: ``--table`` picks the collection benchmark, else ``--incremental-from``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=8000, help="photos in the first run")
@@ -377,11 +380,11 @@ def parse_args() -> argparse.Namespace:
         help="seconds to wait for a quiet machine before timing (default: %(default)s)",
     )
     parser.add_argument("--no-save", action="store_true")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> int:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     source = SHARED_SAMPLE if SHARED_SAMPLE.is_dir() else SHIPPED_SAMPLE
     figures = table_mode(args, source) if args.table else from_run_mode(args, source)
     if not args.no_save:
