@@ -13,6 +13,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import warnings
 import zipimport
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -173,13 +174,17 @@ def load_weights(
         if not h5py.is_hdf5(path):
             raise WeightsError(f"weights file {weights} is not an HDF5 (.h5) file")
         model = build_model(image_size)
-        try:
-            model.load_weights(path)
-        except Exception as error:  # Keras raises ValueError, KeyError or OSError by case
-            raise WeightsError(
-                f"weights file {weights} does not fit MobileNetV2(alpha=1.0, include_top=False): "
-                f"{type(error).__name__}: {error}"
-            ) from error
+        misfit = f"weights file {weights} does not fit MobileNetV2(alpha=1.0, include_top=False)"
+        # Keras warns, once per layer group it cannot match (a hundred lines for another
+        # architecture), and leaves those layers as initialised: a warning is a misfit too.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            try:
+                model.load_weights(path)
+            except Exception as error:  # Keras raises ValueError, KeyError or OSError by case
+                raise WeightsError(f"{misfit}: {type(error).__name__}: {error}") from error
+        if unmatched := [w for w in caught if issubclass(w.category, UserWarning)]:
+            raise WeightsError(f"{misfit}: Keras: {unmatched[0].message}")
         return LoadedWeights(source=weights, sha256=actual, arrays=model.get_weights())
 
 

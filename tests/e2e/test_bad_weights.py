@@ -3,6 +3,7 @@ the real weights loader, so Keras builds the model."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,14 @@ def test_bad_weights_exit_7_on_the_driver_and_write_nothing(kind, tmp_path: Path
     else:
         weights = tmp_path / "absent.h5"
     output = tmp_path / "run"
-    code = main(["run", "--input", str(SAMPLE), "--output", str(output), "--weights", str(weights)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main(
+            ["run", "--input", str(SAMPLE), "--output", str(output), "--weights", str(weights)]
+        )
     assert code == ExitCode.BAD_WEIGHTS
+    # The error says what is wrong, once: not after a page of Keras' warnings per layer.
+    assert not [w for w in caught if "keras" in w.filename], caught[:3]
     message = capsys.readouterr().err
     assert str(weights) in message
     assert {
