@@ -711,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     source = SHARED_SAMPLE if SHARED_SAMPLE.is_dir() else SHIPPED_SAMPLE
     if args.smoke:
-        args.n, args.memory_n, args.raw_seconds, args.quiet_wait = SMOKE_N, 24, 1.0, 0.0
+        args.n, args.memory_n, args.raw_seconds, args.quiet_wait = SMOKE_N, 24, 0.25, 0.0
     results = ROOT / "benchmarks" / "results"
     mode = "scale" if args.scale else "precision" if args.precision else "throughput"
     json_path = args.json or results / f"{mode}.json"
