@@ -332,6 +332,7 @@ GLUE_DECISIONS = (
             glue_arn("database/fruits"),
             glue_arn("table/fruits/photos"),
             glue_arn("table/fruits/photos_errors"),
+            glue_arn("table/fruits/photos_moments"),
         )
     ),
     ("glue:DeleteTable", glue_arn("table/fruits/photos"), False),
