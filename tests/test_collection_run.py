@@ -43,12 +43,14 @@ def test_runs_with_a_table_cost_what_is_new(spark: SparkSession, tmp_path: Path)
     assert first.status == "succeeded" and first.counts.model_runs == 8
     assert first.collection.rows == 8 and first.collection.chunks == 3
     assert first.collection.refitted and first.collection.drift is None
+    assert first.collection.previous_snapshot is None
     assert set(first.outputs) == {"features", "errors", "pca", "model"}
     assert spark.read.parquet(str(tmp_path / "run1" / "pca")).count() == 8
 
     second = run(inputs, tmp_path / "run2", table)
     assert second.counts.model_runs == 0 and second.counts.featurized == 8
     assert not second.collection.refitted and second.collection.drift["new"]["rows"] == 0
+    assert second.collection.previous_snapshot == first.collection.snapshot
     assert spark.read.parquet(str(tmp_path / "run2" / "pca")).count() == 0
 
     for gone in sorted((inputs / "Training" / "apple").glob("*.jpg"))[:2]:

@@ -258,6 +258,43 @@ def test_moments_follow_the_table_across_snapshots(
     assert latest_moments(spark, collection, fitted=True).run_id == "run-1"
 
 
+def expire(spark: SparkSession, name: str, snapshot: int) -> None:
+    """Iceberg's snapshot expiry, as table maintenance (``expire_snapshots``, Glue's retention)
+    runs it on a collection between two runs."""
+    table = spark._jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(
+        spark._jsparkSession, name
+    )
+    table.expireSnapshots().expireSnapshotId(snapshot).commit()
+
+
+def test_moments_from_an_expired_snapshot_are_summed_again_from_every_row(
+    spark: SparkSession, collection: CollectionTable
+) -> None:
+    paths = [f"file:/p/{i}.jpg" for i in range(4)]
+    first, second = vectors(4, 4), vectors(5, 2)
+    ids = identities(spark, [(path, 5, T0) for path in paths])
+    rows = feature_rows(spark, paths, first).transform(with_provenance(ids, PROVENANCE, "run-1"))
+    append(rows, collection.features)
+    update = update_moments(spark, collection, None)
+    assert update.previous is None
+    stored = StoredMoments(update.snapshot, "run-1", update.current, True, 2)
+    new_paths = ["file:/p/new1.jpg", "file:/p/new2.jpg"]
+    new_ids = identities(spark, [(path, 9, T1) for path in new_paths])
+    append(
+        feature_rows(spark, new_paths, second).transform(
+            with_provenance(new_ids, PROVENANCE, "run-2")
+        ),
+        collection.features,
+    )
+    assert update_moments(spark, collection, stored).previous == stored.snapshot
+    expire(spark, collection.features, stored.snapshot)
+    later = update_moments(spark, collection, stored)
+    assert later.previous is None and later.added.rows == later.current.rows == 6
+    scratch = partition_moments(np.vstack([first, second]).astype(float))
+    np.testing.assert_allclose(later.current.mean, scratch.mean, atol=1e-9)
+    np.testing.assert_allclose(later.current.scatter, scratch.scatter, atol=1e-6)
+
+
 @pytest.fixture
 def jvm_credentials(spark: SparkSession, aws) -> None:
     """The local AWS's credentials and region for the JVM's AWS SDK v2 (Iceberg's Glue and S3

@@ -79,7 +79,7 @@ class CollectionUpdate:
     ``run_id``: the run's rows' ``run_id``; ``removed``: rows deleted (files gone or
     changed); ``featurized``: the chunked model pass;
     ``snapshot``: the ``features`` snapshot the moments (and any fit) describe, ``previous``
-    the one the moments before this run described (None: none); ``rows``: the
+    the one the moments before this run described (None: none, or expired since); ``rows``: the
     collection's photos then; ``drift``: the new photos against the current model (None when
     there was no model); ``refitted``: whether this run fitted; ``reduction``: the model the
     run projects with (the new fit, or the current one).
@@ -163,7 +163,7 @@ def update_collection(
         removed=removed,
         featurized=passed,
         snapshot=update.snapshot,
-        previous=before.snapshot if before else None,
+        previous=update.previous,
         rows=update.current.rows,
         drift=drift,
         refitted=refit,

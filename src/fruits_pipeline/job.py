@@ -265,6 +265,7 @@ def collection_info(config: JobConfig, update: CollectionUpdate) -> CollectionIn
         refit=config.refit,
         refitted=update.refitted,
         drift=None if drift is None else {**asdict(drift), "retained_drop": drift.retained_drop},
+        previous_snapshot=update.previous,
     )
 
 

@@ -224,7 +224,9 @@ class CollectionInfo:
     (files gone or changed); ``featurized`` / ``chunks``: the committed model pass;
     ``refitted``: whether this run fitted (``--refit``); ``drift``: the new photos' fit
     quality under the model before this run, against its fitted photos (``drift.py``), None
-    when there was no model.
+    when there was no model; ``previous_snapshot``: the snapshot the moments were brought
+    forward from (None: the collection's first run, or that snapshot was expired since and the
+    moments were summed again from every row).
     """
 
     table: str
@@ -236,6 +238,7 @@ class CollectionInfo:
     refit: str
     refitted: bool
     drift: dict[str, Any] | None = None
+    previous_snapshot: int | None = None
 
 
 @dataclass(frozen=True)

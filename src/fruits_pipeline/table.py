@@ -392,10 +392,11 @@ def latest_moments(
 
 @dataclass(frozen=True)
 class MomentsUpdate:
-    """The collection's moments brought from one snapshot of ``features`` to another:
-    ``current`` = ``before`` without ``removed``, with ``added``."""
+    """The collection's moments brought from snapshot ``previous`` of ``features`` (None: from
+    no row) to ``snapshot``: ``current`` = ``before`` without ``removed``, with ``added``."""
 
     snapshot: int | None
+    previous: int | None
     current: FeatureMoments
     added: FeatureMoments
     removed: FeatureMoments
@@ -409,14 +410,28 @@ def update_moments(
     Reads the features of the rows added or removed since ``stored.snapshot`` only
     (``added_since``, ``removed_since``), so whatever happened in between (several runs, a run
     killed between two commits) is accounted for, at a cost that follows what changed.
+
+    Pitfall: table maintenance (Iceberg's ``expire_snapshots``, Glue's snapshot retention)
+    may have expired ``stored.snapshot``; the moments are then summed again from every row
+    (``previous`` None), one read of the whole collection, as its first fit did.
     """
     snapshot = current_snapshot(spark, table.features)
+    if stored is not None and not has_snapshot(spark, table.features, stored.snapshot):
+        stored = None
     previous = stored.snapshot if stored else None
     added = feature_moments(added_since(spark, table.features, snapshot, previous))
     gone = removed_since(spark, table.features, snapshot, previous)
     removed = feature_moments(gone) if gone is not None else FeatureMoments.empty(FEATURE_DIM)
     start = stored.moments if stored else FeatureMoments.empty(FEATURE_DIM)
-    return MomentsUpdate(snapshot, start.without(removed).combined(added), added, removed)
+    return MomentsUpdate(snapshot, previous, start.without(removed).combined(added), added, removed)
+
+
+def has_snapshot(spark: SparkSession, name: str, snapshot: int | None) -> bool:
+    """Whether ``name`` still holds ``snapshot`` (None: the empty table, always there)."""
+    if snapshot is None:
+        return True
+    found = spark.sql(f"SELECT 1 FROM {name}.snapshots WHERE snapshot_id = {int(snapshot)}")
+    return bool(found.take(1))
 
 
 def run_ids_at(spark: SparkSession, name: str, snapshot: int | None) -> set[str]:
