@@ -3,12 +3,15 @@
     .venv/bin/python -m tests.s3a_capture [--jars DIR] [--out tests/data/s3a-requests.json]
 
 Runs the job itself (``local[1]``, the shipped stand-in weights) with its input and output on
-``s3a://`` through Hadoop's S3A, twice (the second time with ``--overwrite``), then one
-multipart upload and S3A's purge of pending uploads, and writes moto's request log of it.
+``s3a://`` through Hadoop's S3A, twice (the second time with ``--overwrite``), then twice with
+a collection (``--table``, an Iceberg folder catalog under ``collections/``: the first run
+creates the tables, the second finds nothing new), then one multipart upload and S3A's purge
+of pending uploads, and writes moto's request log of it.
 ``tests/test_iam_enforcement.py`` maps every recorded request to the IAM actions AWS would
 check and proves each one allowed for the instance role under moto's IAM enforcement.
 
-The jars (``jars.S3A_JARS``, from ``scripts/fetch_jars.sh``) are not part of the project: the
+The jars (``jars.S3A_JARS`` and ``ICEBERG_JARS``, from ``scripts/fetch_jars.sh``) are not part
+of the project: the
 capture is committed, the test reads the file. Pitfall: EMR 7.10 runs its own S3A build (Hadoop
 3.4, AWS SDK v2), so its requests are those of open-source S3A: the same kinds of operation on
 the same keys, not necessarily the same sequence.
@@ -26,13 +29,14 @@ from urllib.parse import parse_qsl
 
 import boto3
 
-from fruits_pipeline.jars import S3A_JARS, find_jars, jars_dir
+from fruits_pipeline.jars import ICEBERG_JARS, S3A_JARS, find_jars, jars_dir
 from tests.aws import LocalAws, start_local_aws
 from tests.conftest import ROOT, SAMPLE, WEIGHTS
 
 BUCKET = "fruits-data-eu"
 INPUT = f"s3a://{BUCKET}/fruits-360/"
 OUTPUT = f"s3a://{BUCKET}/runs/capture/"
+TABLE = f"s3a://{BUCKET}/collections/capture"
 # Small parts so that an 11 MB file goes up as a multipart upload (S3A's minimum part: 5 MB).
 PART_BYTES = 5 * 1024 * 1024
 
@@ -51,7 +55,10 @@ def s3a_session(aws: LocalAws, jars: Path) -> Any:
     builder = (
         SparkSession.builder.master("local[1]")
         .appName("s3a-capture")
-        .config("spark.jars", ",".join(str(jar) for jar in find_jars(S3A_JARS, jars)))
+        .config(
+            "spark.jars",
+            ",".join(str(jar) for jar in find_jars(S3A_JARS + ICEBERG_JARS, jars)),
+        )
         .config("spark.ui.enabled", "false")
     )
     s3a = {
@@ -145,7 +152,13 @@ def main() -> None:
     spark = s3a_session(aws, args.jars)
     rows: list[dict[str, str]] = []
     common = ["run", "--input", INPUT, "--output", OUTPUT, "--weights", str(WEIGHTS)]
-    for phase, extra in (("job", []), ("job --overwrite", ["--overwrite"])):
+    table = ["--table", TABLE, "--overwrite"]
+    for phase, extra in (
+        ("job", []),
+        ("job --overwrite", ["--overwrite"]),
+        ("table run", table),
+        ("table run again", table),
+    ):
         code = job([*common, *extra])
         if code != 0:
             raise SystemExit(f"the job exited {code} during the capture ({phase})")

@@ -236,6 +236,8 @@ def test_every_request_of_a_real_s3a_run_is_allowed_for_the_instance_role(
     assert {r["phase"] for r in recorded} == {
         "job",
         "job --overwrite",
+        "table run",
+        "table run again",
         "multipart upload and purge",
     }
     checks = {check for request in recorded for check in iam_action_for(request)}
