@@ -95,10 +95,12 @@ def multipart_and_purge(spark: Any, client: Any) -> None:
     jvm.org.apache.hadoop.fs.FileSystem.newInstance(path.toUri(), purging).close()
 
 
-# Attempt, task and job ids, upload ids and file UUIDs differ on every run: the same request
-# with another id is the same request for IAM, so they are written as N and UUID.
+# Attempt, task and job ids, upload ids, file UUIDs and Spark ML stage uids differ on every
+# run: the same request with another id is the same request for IAM, so they are written as N,
+# UUID and UID.
 _VOLATILE = [
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "UUID"),
+    (re.compile(r"(Model_)[0-9a-f]{12}\b"), r"\1UID"),
     (re.compile(r"(uploadId=)[^&]+"), r"\1ID"),
     (re.compile(r"\d{6,}"), "N"),
 ]
