@@ -7,7 +7,7 @@ are generated inside Spark, then ``accounting.account`` runs and the driver Pyth
 ``(path, label, featurized)`` tuple per row to the driver, is measured the same way.
 
     .venv/bin/python benchmarks/accounting.py              # 100,000 and 1,000,000 rows
-    .venv/bin/python benchmarks/accounting.py --sizes 2000 # a quick check (CI runs it)
+    .venv/bin/python benchmarks/accounting.py --sizes 2000 # a quick check (benchmarks/smoke.py)
 
 Prints one JSON line per size and approach, then a summary; writes
 ``benchmarks/results/accounting.json`` unless ``--no-save``.

@@ -9,7 +9,7 @@ new files), and the whole processes. B's stage timings name the costs an increme
 paying whatever the number of new photos.
 
     .venv/bin/python -m benchmarks.incremental                 # N = 8,000 (about 9 minutes here)
-    .venv/bin/python -m benchmarks.incremental --n 40 --repeats 1   # a quick check (CI runs it)
+    .venv/bin/python -m benchmarks.incremental --n 44 --repeats 1   # a quick check (smoke.py)
 
 Writes ``benchmarks/results/incremental.json`` unless ``--no-save``.
 
@@ -24,7 +24,7 @@ each other, then the full runs, so the machine's drift falls between sizes as li
 
     .venv/bin/python -m benchmarks.incremental --table --sizes 8000,32000 --new 800
     .venv/bin/python -m benchmarks.incremental --table --sizes 40,80 --new 8 --quiet-wait 0 \
-        --no-save                                                  # a quick check (CI runs it)
+        --no-save                                                  # a quick check (smoke.py)
 
 Writes ``benchmarks/results/incremental_table.json`` unless ``--no-save``.
 """

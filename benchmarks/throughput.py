@@ -16,7 +16,7 @@ One run, same machine, same cores, same images:
 Prints a table with the ratios (b)/(a) for both raw engines and (b)/(c), the issue's targets,
 and the load average at start and end, and writes every figure to --json. Before timing it waits
 (up to --quiet-wait seconds) for the 1-minute load average to drop below 0.5: the machine is
-shared. ``--smoke`` runs the same code on a few images, for CI. ``--scale N`` instead runs the
+shared. ``--smoke`` runs the same code on a few images (CI, ``smoke.py``). ``--scale N`` runs the
 whole job (default engine, probe included) once on N images: wall time, peak RSS, read
 partitions, the figures the README's EMR projection is made from.
 
