@@ -6,6 +6,7 @@ import pytest
 
 from fruits_pipeline.manifest import (
     ClassifierScore,
+    CollectionInfo,
     Counts,
     LabelCounts,
     Manifest,
@@ -92,3 +93,31 @@ def test_an_int8_run_names_its_calibration_and_gate_figures_on_the_features_line
     (features,) = [line for line in lines if line.startswith("  features")]
     assert "int8, calibrated on 300, gate on 256" in features
     assert "mean 0.968, worst 0.947" in features
+
+
+def collection_manifest(info: CollectionInfo) -> Manifest:
+    skipped = ProbeSummary(status="skipped", reason="--table: pca/ may hold the new photos only")
+    per_label = {name: LabelCounts(30, 30, 0) for name in CLASS_NAMES}
+    return succeeded(per_label, {"truncated": 2}).with_(collection=info, probe=skipped)
+
+
+def test_a_collection_run_says_what_it_did_to_the_collection() -> None:
+    drift = {"new": {"rows": 3, "mean_shift": 0.21}, "retained_drop": 0.012}
+    info = CollectionInfo("glue:fruits.photos", 42, 9_000, 2, 3, 1, "auto", False, drift, 41)
+    lines = summary_lines(collection_manifest(info))
+    assert len(lines) <= MAX_LINES, lines
+    assert (
+        "  collection glue:fruits.photos: 9,000 photos, 3 featurized in 1 chunk, 2 removed; "
+        "model kept (new photos: 0.012 less variance kept, mean shift 0.21 sd)"
+    ) in lines
+    first = CollectionInfo("/data/fruits", 7, 8, 0, 8, 3, "auto", True, None, None)
+    assert (
+        "  collection /data/fruits: 8 photos, 8 featurized in 3 chunks, 0 removed; refitted "
+        "(moments summed from every row)"
+    ) in summary_lines(collection_manifest(first))
+    again = CollectionInfo("/data/fruits", 9, 8, 0, 0, 0, "auto", False, {"new": {"rows": 0}}, 7)
+    assert (
+        "  collection /data/fruits: 8 photos, 0 featurized in 0 chunks, 0 removed; model kept "
+        "(no new photos)"
+    ) in summary_lines(collection_manifest(again))
+    assert not any(line.startswith("  collection") for line in summary_lines(succeeded({}, {})))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from fruits_pipeline.config import ORB
-from fruits_pipeline.manifest import SUCCEEDED, Counts, Manifest, ProbeSummary
+from fruits_pipeline.manifest import SUCCEEDED, CollectionInfo, Counts, Manifest, ProbeSummary
 
 MAX_LINES = 12
 NAMED = 3  # classes named at each end, error kinds named before "... more"
@@ -75,6 +75,30 @@ def probe_lines(probe: ProbeSummary | None) -> list[str]:
     return lines
 
 
+def collection_lines(info: CollectionInfo | None) -> list[str]:
+    """With ``--table``: the collection's size, what the run changed in it, and the fit."""
+    if info is None:
+        return []
+    chunks = f"{info.chunks:,} chunk" + ("s" if info.chunks != 1 else "")
+    notes = []
+    drift = info.drift or {}
+    new = drift.get("new")
+    if new is not None and new["rows"] == 0:
+        notes.append("no new photos")
+    elif new is not None:
+        drop = drift.get("retained_drop")
+        kept = f"{drop:.3f} less variance kept, " if drop is not None else ""
+        notes.append(f"new photos: {kept}mean shift {new['mean_shift']:.2f} sd")
+    if info.previous_snapshot is None:
+        notes.append("moments summed from every row")
+    return [
+        f"  collection {info.table}: {info.rows:,} photos, {info.featurized:,} featurized in "
+        f"{chunks}, {info.removed:,} removed; "
+        + ("refitted" if info.refitted else "model kept")
+        + (f" ({'; '.join(notes)})" if notes else "")
+    ]
+
+
 def summary_lines(manifest: Manifest) -> list[str]:
     """The run summary: at most ``MAX_LINES`` lines for any number of classes or error kinds."""
     counts, reduction, throughput = manifest.counts, manifest.reduction, manifest.throughput
@@ -95,6 +119,7 @@ def summary_lines(manifest: Manifest) -> list[str]:
             f"  speed      featurize {throughput.featurize_images_per_s:,.1f} img/s, whole job "
             f"{throughput.job_images_per_s:,.1f} img/s after start-up"
         )
+    lines += collection_lines(manifest.collection)
     lines += probe_lines(manifest.probe)
     weights = manifest.weights
     model = f", weights {weights.source} (sha256 {weights.sha256[:12]}…)"
