@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from fruits_pipeline.manifest import (
@@ -116,8 +118,12 @@ def test_a_collection_run_says_what_it_did_to_the_collection() -> None:
         "(moments summed from every row)"
     ) in summary_lines(collection_manifest(first))
     again = CollectionInfo("/data/fruits", 9, 8, 0, 0, 0, "auto", False, {"new": {"rows": 0}}, 7)
+    nothing_new = collection_manifest(again)
+    nothing_new = nothing_new.with_(counts=replace(nothing_new.counts, model_runs=0))
+    lines = summary_lines(nothing_new)
     assert (
         "  collection /data/fruits: 8 photos, 0 featurized in 0 chunks, 0 removed; model kept "
         "(no new photos)"
-    ) in summary_lines(collection_manifest(again))
+    ) in lines
+    assert "  speed      no image needed the model, whole job 150.4 img/s after start-up" in lines
     assert not any(line.startswith("  collection") for line in summary_lines(succeeded({}, {})))

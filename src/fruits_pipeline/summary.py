@@ -115,9 +115,15 @@ def summary_lines(manifest: Manifest) -> list[str]:
             f"{reduction.target_variance}, kept {kept})"
         )
     if throughput is not None:
+        # An incremental or table run with nothing new runs no model: no featurize rate to give.
+        featurize = (
+            "no image needed the model"
+            if counts is not None and counts.model_runs == 0
+            else f"featurize {throughput.featurize_images_per_s:,.1f} img/s"
+        )
         lines.append(
-            f"  speed      featurize {throughput.featurize_images_per_s:,.1f} img/s, whole job "
-            f"{throughput.job_images_per_s:,.1f} img/s after start-up"
+            f"  speed      {featurize}, whole job {throughput.job_images_per_s:,.1f} img/s "
+            "after start-up"
         )
     lines += collection_lines(manifest.collection)
     lines += probe_lines(manifest.probe)
