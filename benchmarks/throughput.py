@@ -402,11 +402,12 @@ def run_job(
     state beside its input (no ``--table``, no ``--incremental-from``). Then, while
     ``SHARED_RUNS`` is set, a run made earlier in this process on the same files with the same
     ``extra`` stands in for it (its figures; ``output`` is not written)."""
-    key = (input_signature(images), extra)
-    if shared and SHARED_RUNS is not None and key in SHARED_RUNS.runs:
-        SHARED_RUNS.reused += 1
+    sharing = SHARED_RUNS if shared else None
+    key = (input_signature(images), extra) if sharing is not None else ()
+    if sharing is not None and key in sharing.runs:
+        sharing.reused += 1
         print(f"  (the same run made earlier in this process: {' '.join(extra)})", flush=True)
-        return SHARED_RUNS.runs[key]
+        return sharing.runs[key]
     command = [
         str(Path(sys.executable).parent / "fruits-pipeline"),
         "run",
@@ -421,8 +422,8 @@ def run_job(
     ]
     _, wall, memory = run_measured(command)
     result = Manifest.loads(Path(RunLayout(str(output)).manifest).read_text()), wall, memory
-    if shared and SHARED_RUNS is not None:
-        SHARED_RUNS.runs[key] = result
+    if sharing is not None:
+        sharing.runs[key] = result
     return result
 
 
