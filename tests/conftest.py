@@ -131,8 +131,8 @@ def local_aws() -> LocalAws:
 def sample_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The README's run command (``make sample``) on the shipped sample, run once.
 
-    Returns ``{"output": Path, "manifest": dict, "stdout": str}``. Runs in its own process,
-    exactly as a user would, so it does not share the test session's Spark.
+    Returns ``{"output": Path, "manifest": dict, "stdout": str, "stderr": str}``. Runs in its
+    own process, exactly as a user would, so it does not share the test session's Spark.
     """
     output = tmp_path_factory.mktemp("sample-run") / "run"
     # As a user runs it: a plain shell, no virtualenv on PATH, no PYSPARK_PYTHON.
@@ -155,7 +155,12 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     manifest = json.loads((output / "manifest.json").read_text())
-    return {"output": output, "manifest": manifest, "stdout": completed.stdout}
+    return {
+        "output": output,
+        "manifest": manifest,
+        "stdout": completed.stdout,
+        "stderr": completed.stderr,
+    }
 
 
 def count_jpgs_per_label(folder: Path) -> dict[str, int]:

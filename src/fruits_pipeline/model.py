@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -51,9 +52,33 @@ TENSORFLOW_ENV = {
 }
 
 
+# What TensorFlow's C++ start-up writes to stderr at import, past TF_CPP_MIN_LOG_LEVEL (absl
+# logs before absl::InitializeLog() ignore it): INFO lines ("oneDNN custom operations are on",
+# on CPUs with AVX-512) and absl's banner about them.
+_TENSORFLOW_NOTICE = re.compile(r"I\d{4} |WARNING: All log messages before absl::InitializeLog")
+
+
 def _prepare_tensorflow() -> None:
+    """Set ``TENSORFLOW_ENV`` and import TensorFlow once in this process, its start-up notices
+    dropped from stderr; anything else it writes there (warnings, errors) is passed on."""
     for name, value in TENSORFLOW_ENV.items():
         os.environ.setdefault(name, value)
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if not _TENSORFLOW_NOTICE.match(line):
+                    sys.stderr.write(line)
 
 
 @dataclass(frozen=True)
@@ -118,6 +143,7 @@ def resolve_weights_file(
     legacy). Runs on the driver.
     """
     if weights == IMAGENET:
+        _prepare_tensorflow()
         import keras
 
         try:

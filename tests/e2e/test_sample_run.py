@@ -49,6 +49,12 @@ def test_sample_run_writes_every_output_and_counts_every_jpg(sample_run: dict[st
     assert "(6/11) featurize done" in sample_run["stdout"]
 
 
+def test_sample_run_writes_nothing_to_stderr(sample_run: dict[str, Any]) -> None:
+    """No noise: no Spark, TensorFlow (its oneDNN notice on AVX-512 CPUs), Keras or make lines
+    beside the job's own progress and summary on stdout."""
+    assert sample_run["stderr"] == ""
+
+
 def direct_keras_features(paths: list[str]) -> np.ndarray:
     """Features computed without Spark or the package: Pillow + Keras, as a notebook would."""
     import keras
