@@ -29,7 +29,7 @@ from pyspark.sql.functions import pandas_udf
 
 from fruits_pipeline.config import FEATURE_DIM
 from fruits_pipeline.decoding import DecodeError, decode_image
-from fruits_pipeline.model import Predictor, settle_worker
+from fruits_pipeline.model import Predictor, drop_zip_importers, settle_worker
 from fruits_pipeline.schema import (
     CONTENT,
     ERROR_KIND,
@@ -156,6 +156,7 @@ def make_featurize_udf(
             if rows_seen is not None:
                 rows_seen.add(len(contents))
             yield featurize_series(contents, predict, image_size, batch_size)
+        drop_zip_importers()  # before the next task's invalidate_caches (see model.py)
 
     return featurize
 

@@ -270,17 +270,25 @@ def configure_threads(threads: int) -> None:
 def settle_worker() -> None:
     """Make the rest of this long-lived Python worker's life cheap; run once, after loading.
 
-    - ``gc.freeze()``: the tensorflow engine leaves ~360,000 long-lived objects (TensorFlow,
-      Keras) that Python's cyclic GC re-scanned on every full collection (200 ms each): 7 % of
-      the CPU during featurize. Frozen, the GC only walks what the batches allocate; the
-      openvino engine's workers hold far fewer, and freezing them costs nothing.
-    - Drops the ``zipimporter`` entries from ``sys.path_importer_cache``. PySpark's worker calls
-      ``importlib.invalidate_caches()`` at the start of every task, and on Python 3.11 that
-      re-reads the whole ``pyspark.zip`` directory once per cached zip path (CPython
-      gh-103200, fixed in 3.12): 130 ms per task here, ~5 % of the featurize CPU. The entries
-      are only a cache; a later import from the zip recreates the one it needs.
+    ``gc.freeze()``: the tensorflow engine leaves ~360,000 long-lived objects (TensorFlow,
+    Keras) that Python's cyclic GC re-scanned on every full collection (200 ms each): 7 % of
+    the CPU during featurize. Frozen, the GC only walks what the batches allocate; the openvino
+    engine's workers hold far fewer, and freezing them costs nothing. Then
+    ``drop_zip_importers``.
     """
     gc.freeze()
+    drop_zip_importers()
+
+
+def drop_zip_importers() -> None:
+    """Drop the ``zipimporter`` entries from ``sys.path_importer_cache``; run after each task.
+
+    PySpark's worker calls ``importlib.invalidate_caches()`` at the start of every task, and on
+    Python 3.11 that re-reads the whole ``pyspark.zip`` directory once per cached zip path
+    (CPython gh-103200, fixed in 3.12): about 5 % of the featurize CPU. The entries are only a
+    cache; a later import from the zip recreates the one it needs, which a task's own imports
+    do, hence once per task rather than once per worker.
+    """
     for path, finder in list(sys.path_importer_cache.items()):
         if isinstance(finder, zipimport.zipimporter):
             del sys.path_importer_cache[path]
