@@ -436,6 +436,7 @@ def run_ours(images: Path, output: Path, engine: str, probe: bool = False) -> di
     return {
         "engine": engine,
         "images": manifest.counts.files_seen,
+        "batch_size": manifest.config["batch_size"],
         "read_partitions": manifest.read_partitions,
         "featurize_images_per_s": manifest.throughput.featurize_images_per_s,
         "job_images_per_s": manifest.throughput.job_images_per_s,

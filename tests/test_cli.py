@@ -157,6 +157,23 @@ def test_engine_defaults_to_openvino_and_threads_keep_their_former_name() -> Non
         parse_job_args(["run", "--input", "in", "--output", "out", "--engine", "onnx"])
 
 
+@pytest.mark.parametrize(
+    ("extra", "batch"),
+    [
+        ([], 1),
+        (["--precision", "int8"], 8),
+        (["--engine", "tensorflow"], 8),
+        (["--batch-size", "16"], 16),
+        (["--precision", "int8", "--batch-size", "2"], 2),
+    ],
+)
+def test_the_batch_size_defaults_to_the_fastest_for_the_engine_and_precision(
+    extra: list[str], batch: int
+) -> None:
+    config = parse_job_args(["run", "--input", "in", "--output", "out", *extra])
+    assert config.batch_size == batch
+
+
 def test_an_option_is_one_field() -> None:
     @dataclass(frozen=True, kw_only=True)
     class Extended:

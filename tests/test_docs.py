@@ -46,6 +46,7 @@ def job(images: int, featurize: float, worker_mb: float, **timings: float) -> di
     return {
         "engine": "openvino",
         "images": images,
+        "batch_size": 1,
         "featurize_images_per_s": featurize,
         "job_images_per_s": 0.8 * featurize,
         "job_seconds_after_startup": images / (0.8 * featurize),

@@ -36,6 +36,11 @@ F32 = "f32"
 INT8 = "int8"
 PRECISIONS = (F32, INT8)
 
+# Images per model call when --batch-size is not given: the fastest in the job for each engine
+# and precision (docs/performance.md, "Worker settings"). An f32 batch of one keeps the model's
+# largest activations in the CPU caches; int8 and Keras gain more from fewer, larger calls.
+BATCH_SIZES = {(OPENVINO, F32): 1, (OPENVINO, INT8): 8, (TENSORFLOW, F32): 8}
+
 # MobileNetV2 (alpha 1.0) global-average-pooled output width.
 FEATURE_DIM = 1280
 
@@ -307,13 +312,14 @@ class JobConfig:
         help="convert the weights again instead of reading the converted model from the cache "
         "of earlier runs ($XDG_CACHE_HOME/fruits-pipeline/openvino; openvino engine only)",
     )
-    # 8 measured fastest: a small batch's activations stay in the CPU caches.
-    batch_size: int = option(
+    # None until __post_init__ sets it from BATCH_SIZES: always an int in a built config.
+    batch_size: int | None = option(
         "--batch-size",
-        default=8,
+        default=None,
         group=MODEL,
         parse=int_between(1, 4096),
-        help="images per model call inside a task",
+        help="images per model call inside a task (default: the fastest measured, 1 for "
+        "openvino f32, 8 for int8 and for tensorflow)",
     )
     variance: float = option(
         "--variance",
@@ -395,6 +401,12 @@ class JobConfig:
     )
     # Grandparent folder names recognised as the dataset split; anything else gives split = null.
     split_names: tuple[str, ...] = field(default=SPLIT_NAMES)
+
+    def __post_init__(self) -> None:
+        # Decided once, here, so the run and its manifest see the batch size actually used.
+        if self.batch_size is None:
+            batch = BATCH_SIZES.get((self.engine, self.precision), BATCH_SIZES[(TENSORFLOW, F32)])
+            object.__setattr__(self, "batch_size", batch)
 
 
 @dataclass(frozen=True, kw_only=True)
