@@ -75,6 +75,7 @@ def test_120_classes_and_many_error_kinds_fit_in_twelve_lines() -> None:
     assert "  largest    Apple Pink Lady 36, Apricot 36, Blueberry 36" in lines
     assert "decision tree 0.810 (1.4 s)" in text and "trained on 1,200 rows" in text
     assert max(len(line) for line in lines) < 140, "a line holds a list it should not"
+    assert all(line[12] == " " != line[13] for line in lines[1:]), "values in one column"
 
 
 def test_a_few_classes_are_all_named() -> None:

@@ -66,7 +66,7 @@ def probe_lines(probe: ProbeSummary | None) -> list[str]:
     ]
     if probe.classifiers:
         lines.append(
-            "  classifiers "
+            "  compared   "
             + ", ".join(
                 f"{s.name.replace('_', ' ')} {s.accuracy:.3f} ({s.train_seconds:.1f} s)"
                 for s in probe.classifiers
