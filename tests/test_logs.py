@@ -4,6 +4,8 @@ tests/e2e/test_report_120_classes.py)."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -57,3 +59,19 @@ def test_the_java_option_names_a_file_holding_the_configuration(tmp_path: Path) 
     assert option.startswith("-Dlog4j2.configurationFile=file:")
     written = Path(urlparse(option.split("=", 1)[1]).path)
     assert written.parent == tmp_path and written.read_text() == log4j2_properties()
+
+
+def test_the_default_folder_is_removed_when_the_process_exits() -> None:
+    script = (
+        "from pathlib import Path; from urllib.parse import urlparse\n"
+        "from fruits_pipeline.logs import log4j2_java_option\n"
+        "written = Path(urlparse(log4j2_java_option().split('=', 1)[1]).path)\n"
+        "assert written.is_file()\n"
+        "print(written)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    written = Path(completed.stdout.strip())
+    assert written.name == "log4j2.properties"
+    assert not written.parent.exists()

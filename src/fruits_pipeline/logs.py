@@ -17,6 +17,8 @@ Two ways in, for the two ways the JVM starts:
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -76,8 +78,12 @@ def log4j2_properties() -> str:
 
 def log4j2_java_option(folder: Path | None = None) -> str:
     """``-Dlog4j2.configurationFile=...`` for a JVM the job starts; the file is written to
-    ``folder`` (default: a fresh temporary folder, left for the JVM to read at any time)."""
-    target = Path(folder or tempfile.mkdtemp(prefix="fruits-log4j2-")) / "log4j2.properties"
+    ``folder`` (default: a fresh temporary folder, removed when this Python process exits, as
+    the JVM it starts does; log4j2 may read the file at any time until then)."""
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix="fruits-log4j2-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    target = folder / "log4j2.properties"
     target.write_text(log4j2_properties(), encoding="utf-8")
     return f"-Dlog4j2.configurationFile={target.as_uri()}"
 
