@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from packaging.utils import canonicalize_name
 
+from fruits_pipeline.session import JVM_OPTIONS
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
@@ -252,6 +253,14 @@ def test_emr_configurations_set_python_311_and_the_job_settings() -> None:
     # EMR 7.10+ serves s3:// with S3A: EMRFS properties (emrfs-site) would only be auto-mapped.
     assert "emrfs-site" not in conf
     assert conf["core-site"]["Properties"]["fs.s3a.encryption.algorithm"] == "SSE-S3"
+
+
+def test_emr_jvms_take_the_jvm_options_of_a_local_run() -> None:
+    defaults = configurations()["spark-defaults"]["Properties"]
+    for role in ("driver", "executor"):
+        assert defaults[f"spark.{role}.extraJavaOptions"] == JVM_OPTIONS
+        # EMR keeps its own JVM options in defaultJavaOptions; replacing them would drop them.
+        assert f"spark.{role}.defaultJavaOptions" not in defaults
 
 
 def test_every_configured_property_is_explained_in_the_runbook() -> None:

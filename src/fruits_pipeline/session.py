@@ -16,10 +16,12 @@ from fruits_pipeline.model import TENSORFLOW_ENV
 from fruits_pipeline.s3a import s3_endpoint, s3a_settings
 from fruits_pipeline.storage import is_s3_uri
 
-# Local runs share their cores between the JVM and the model. The JVM's work here is light
-# (read files, write Parquet), but its C2 JIT compiler took 15 % of a core during featurize;
-# the C1 compiler alone compiles cheaply and is plenty for this work (README, Performance).
-LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
+# The job's JVMs share their cores with the model. Their work is light (read files, feed the
+# Python workers, write Parquet), but the C2 JIT compiler spent more CPU compiling it than it
+# saved; the C1 compiler alone compiles cheaply and is plenty (docs/performance.md). Local runs
+# set it on the driver here; conf/emr-configurations.json sets the same on EMR's driver and
+# executors (a test checks).
+JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 
 
 def launched_by_spark_submit() -> bool:
@@ -90,7 +92,7 @@ def build_session(config: JobConfig, bucket_regions: dict[str, str]) -> SparkSes
         # python3 on PATH. When Python starts the JVM, PySpark 3.5 takes the workers' Python
         # from PYSPARK_PYTHON only (the spark.pyspark.python conf is read by spark-submit).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        java_options.append(LOCAL_JVM_OPTIONS)
+        java_options.append(JVM_OPTIONS)
     if not launched_by_spark_submit() and not config.verbose:
         java_options.append(log4j2_java_option())  # read as the JVM starts: no WARN from then on
     if java_options:

@@ -35,7 +35,6 @@ from pyspark.ml.functions import array_to_vector, vector_to_array
 from fruits_pipeline.errors import ExitCode
 from fruits_pipeline.jars import ICEBERG_JARS, S3A_JARS, classpath_settings, find_jars
 from fruits_pipeline.s3a import s3a_settings
-from fruits_pipeline.session import LOCAL_JVM_OPTIONS
 from fruits_pipeline.step import local_command, spark_submit_args
 from fruits_pipeline.table import parse_table
 from tests.aws import LocalAws, create_bucket, point_spark_at, reset_aws
@@ -68,13 +67,6 @@ NOT_LOCAL = (
     "spark.driver.cores",
     "spark.dynamicAllocation.",
 )
-# The three JVMs of a local-cluster run share two cores with the model: their C2 JIT compiler
-# took more CPU than anything else in the run, so they compile with C1 only, as a local run's
-# driver does (session.LOCAL_JVM_OPTIONS). EMR's larger nodes keep the JVM's default.
-LOCAL_JVMS = {
-    "spark.driver.extraJavaOptions": LOCAL_JVM_OPTIONS,
-    "spark.executor.extraJavaOptions": LOCAL_JVM_OPTIONS,
-}
 
 
 def emr_classification(name: str) -> dict[str, str]:
@@ -199,7 +191,6 @@ def run_locally(
         **emr_spark_defaults(),
         **classpath_settings(emr_jars()),
         **s3a_settings({}, aws.endpoint),
-        **LOCAL_JVMS,
     }
     command = local_command(step_args, spark_submit, MASTER, conf)
     env = {
