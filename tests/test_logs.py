@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from fruits_pipeline.jvm import deny_log_messages
 from fruits_pipeline.logs import (
     DENIED_MESSAGES,
     QUIET_LOGGERS,
@@ -75,3 +76,29 @@ def test_the_default_folder_is_removed_when_the_process_exits() -> None:
     written = Path(completed.stdout.strip())
     assert written.name == "log4j2.properties"
     assert not written.parent.exists()
+
+
+@pytest.mark.spark
+def test_denied_messages_are_dropped_in_a_running_jvm(spark) -> None:
+    name = "fruits.test.denied"
+    jvm = spark.sparkContext._jvm
+    core = jvm.org.apache.logging.log4j.core
+    written = jvm.java.io.StringWriter()
+    layout = core.layout.PatternLayout.newBuilder().withPattern("%p %m%n").build()
+    appender = core.appender.WriterAppender.createAppender(
+        layout, None, written, "test-writer", False, True
+    )
+    appender.start()
+    deny_log_messages(spark, {name: r".*very large.*"})
+    deny_log_messages(spark, {name: r".*never applied.*"})  # a second call adds nothing
+    context = jvm.org.apache.logging.log4j.LogManager.getContext(False)
+    context.getConfiguration().getLoggerConfig(name).addAppender(appender, None, None)
+    context.updateLoggers()
+    logger = jvm.org.apache.logging.log4j.LogManager.getLogger(name)
+    logger.warn("a task of very large size")
+    logger.warn("a lost task, never applied")
+    logger.error("an executor was lost")
+    assert written.toString().splitlines() == [
+        "WARN a lost task, never applied",
+        "ERROR an executor was lost",
+    ]

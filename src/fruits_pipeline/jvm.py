@@ -155,3 +155,32 @@ def set_log_levels(spark: SparkSession, loggers: list[str], level: str) -> None:
     chosen = jvm.org.apache.logging.log4j.Level.getLevel(level)  # type: ignore[union-attr]
     for name in loggers:
         configurator.setLevel(name, chosen)
+
+
+def deny_log_messages(spark: SparkSession, denied: dict[str, str]) -> None:
+    """Drop the messages of each named log4j2 logger that match its regex (``{logger: regex}``)
+    in the session's running JVM, whatever their level; other messages pass as before. No
+    public API: PySpark sets levels (the root logger's only), not filters.
+
+    A logger that already has a filter of its own keeps it and gets none: the configuration
+    file's (``logs.log4j2_java_option``), or an earlier call's, so a session that serves many
+    runs does not pile filters up.
+
+    Pitfall: a logger with no configuration of its own shares its parent's, so each gets one
+    (inheriting level and appenders) before its filter is added; filtering the parent's would
+    drop the regex's matches from every logger under it.
+    """
+    jvm = spark.sparkContext._jvm
+    core = jvm.org.apache.logging.log4j.core  # type: ignore[union-attr]
+    context = jvm.org.apache.logging.log4j.LogManager.getContext(False)  # type: ignore[union-attr]
+    configuration = context.getConfiguration()
+    deny, neutral = core.Filter.Result.DENY, core.Filter.Result.NEUTRAL
+    for name, regex in denied.items():
+        logger = configuration.getLoggerConfig(name)
+        if logger.getName() == name and logger.getFilter() is not None:
+            continue
+        if logger.getName() != name:
+            logger = core.config.LoggerConfig(name, None, True)
+            configuration.addLogger(name, logger)
+        logger.addFilter(core.filter.RegexFilter.createFilter(regex, None, False, deny, neutral))
+    context.updateLoggers()

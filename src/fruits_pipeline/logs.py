@@ -11,8 +11,8 @@ Two ways in, for the two ways the JVM starts:
 - Python starts it (``fruits-pipeline`` on a laptop): ``log4j2_java_option`` writes the
   configuration to a file and names it with ``-Dlog4j2.configurationFile``, so even the lines
   logged while Spark starts follow it.
-- ``spark-submit`` started it (EMR): ``quiet_running_jvm`` sets the same levels through log4j2's
-  ``Configurator`` once the session exists.
+- ``spark-submit`` started it (EMR): ``quiet_running_jvm`` sets the same levels and filters in
+  the running JVM once the session exists.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from fruits_pipeline.jvm import set_log_levels
+from fruits_pipeline.jvm import deny_log_messages, set_log_levels
 
 # logger -> why its warnings are noise in this job.
 QUIET_LOGGERS = {
@@ -89,5 +89,7 @@ def log4j2_java_option(folder: Path | None = None) -> str:
 
 
 def quiet_running_jvm(spark: SparkSession) -> None:
-    """Raise ``QUIET_LOGGERS`` to ERROR in the session's running JVM."""
+    """Raise ``QUIET_LOGGERS`` to ERROR and drop ``DENIED_MESSAGES`` in the session's running
+    JVM."""
     set_log_levels(spark, list(QUIET_LOGGERS), "ERROR")
+    deny_log_messages(spark, DENIED_MESSAGES)
