@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -62,3 +65,21 @@ def test_a_session_running_while_this_thread_has_none_active_is_reused_and_left_
     assert seen["active_here"] is None  # what made a run stop a session it did not start
     assert seen["session"] is spark and seen["started"] is False
     assert spark.range(3).count() == 3
+
+
+def test_a_jvm_that_cannot_start_is_a_clear_error(tmp_path) -> None:
+    script = (
+        "from fruits_pipeline.config import JobConfig\n"
+        "from fruits_pipeline.errors import PipelineError\n"
+        "from fruits_pipeline.session import build_session\n"
+        "try:\n"
+        "    build_session(JobConfig(input_uri='file:/in', output_uri='file:/out'), {})\n"
+        "except PipelineError as error:\n"
+        "    print(f'{int(error.exit_code)}: {error}')\n"
+    )
+    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java")}
+    completed = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.startswith("1: Spark's JVM did not start"), completed.stderr
+    assert "Java 17" in completed.stdout

@@ -9,7 +9,7 @@ from pyspark.errors import PySparkRuntimeError
 from pyspark.sql import SparkSession
 
 from fruits_pipeline.config import FILE_OPEN_COST_BYTES, MAX_PARTITION_BYTES, JobConfig
-from fruits_pipeline.errors import UsageError
+from fruits_pipeline.errors import PipelineError, UsageError
 from fruits_pipeline.jars import ICEBERG_JARS, S3A_JARS, classpath_settings, find_jars
 from fruits_pipeline.logs import log4j2_java_option, quiet_running_jvm
 from fruits_pipeline.model import TENSORFLOW_ENV
@@ -99,7 +99,15 @@ def build_session(config: JobConfig, bucket_regions: dict[str, str]) -> SparkSes
         builder = builder.config("spark.driver.extraJavaOptions", " ".join(java_options))
     for key, value in extra_jar_settings(config, bucket_regions).items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    try:
+        session = builder.getOrCreate()
+    except PySparkRuntimeError as error:
+        if error.getErrorClass() != "JAVA_GATEWAY_EXITED":
+            raise
+        raise PipelineError(
+            "Spark's JVM did not start (its own message is above): the job needs Java 17, "
+            "found through JAVA_HOME or else on PATH"
+        ) from error
     if not config.verbose:  # a JVM spark-submit started has its own log configuration
         quiet_running_jvm(session)
     return session
