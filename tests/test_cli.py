@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ import pytest
 import fruits_pipeline.job
 from fruits_pipeline.cli import COMMANDS, add_options, build_parser, main, parse_job_args
 from fruits_pipeline.config import RUN, JobConfig, option, options_of, to_uri
-from fruits_pipeline.errors import ExitCode
+from fruits_pipeline.errors import EXIT_CODE_HELP, ExitCode
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
 
@@ -203,3 +205,11 @@ def test_an_unexpected_failure_exits_1_with_a_message(monkeypatch, tmp_path, cap
     assert code == ExitCode.FAILURE
     err = capsys.readouterr().err
     assert "RuntimeError: boom" in err and "the run failed unexpectedly" in err
+
+
+def test_the_readme_and_the_help_list_every_exit_code_in_order() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    in_readme = [int(code) for code in re.findall(r"^\| (\d+) \|", section, re.MULTILINE)]
+    in_help = [int(code) for code in re.findall(r"^  (\d+)  ", EXIT_CODE_HELP, re.MULTILINE)]
+    assert in_readme == in_help == [int(code) for code in ExitCode]

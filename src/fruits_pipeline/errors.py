@@ -14,7 +14,7 @@ class ExitCode(IntEnum):
     """Process exit codes of ``fruits-pipeline`` (stable: scripts and CI depend on them)."""
 
     OK = 0
-    FAILURE = 1  # anything unexpected: a bug, a lost executor, a storage error
+    FAILURE = 1  # no JVM, or anything unexpected: a bug, a lost executor, a storage error
     USAGE = 2  # bad arguments (argparse uses 2 as well)
     NO_INPUT = 3  # no file matches the image glob, or --incremental-from cannot be reused
     TOO_MANY_BAD_IMAGES = 4  # errors/ and the manifest are written, then the run fails
@@ -27,7 +27,8 @@ class ExitCode(IntEnum):
 
 EXIT_CODE_HELP = """exit codes:
   0  success
-  1  unexpected failure (the manifest, if written, says "status": "failed")
+  1  Spark's JVM did not start (Java 17 is needed), or an unexpected failure (the
+     manifest, if written, says "status": "failed")
   2  bad arguments
   3  no input: nothing matches *.jpg / *.jpeg under --input, or --incremental-from
      cannot be reused (not succeeded, other weights, image size or engine)
