@@ -6,6 +6,8 @@ mean nothing. Run one after another here, the benchmarks share one set of job ru
 is made once (``throughput.SharedRuns``). The sizes are chosen so that it happens: the
 throughput benchmark's default-engine run on 48 photos is the incremental benchmark's full run
 C (44 photos, then 4 new) and the table benchmark's full run at size 40 (then 8 new).
+``probe_share`` is not among them: it reads a finished run's ``pca/``, which these runs do not
+keep; tests/e2e/test_sample_run.py runs it on the sample run.
 
     .venv/bin/python -m benchmarks.smoke --out /tmp/smoke
 
