@@ -176,6 +176,13 @@ def test_precision_targets_are_judged_from_the_figures(
     assert ("Why the speed targets are not met" in page) == (expected == "NOT MET")
 
 
+def test_one_missed_precision_target_is_named_alone() -> None:
+    page = docs.render_precision(precision(50.0, 200.0))
+    assert verdicts(page)["int8 job featurize / f32 job featurize"] == "met"
+    assert "**Why the target `f32 job featurize / raw f32` is not met.**" in page
+    assert "Why the speed targets" not in page
+
+
 @pytest.mark.parametrize(
     ("b_seconds", "expected"), [(10.0, "met"), (30.0, "NOT MET")], ids=["met", "not-met"]
 )
