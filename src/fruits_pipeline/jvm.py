@@ -3,7 +3,8 @@
 Each function below reaches into the JVM for one thing PySpark has no public API for, and says
 which. Everything else in the package goes through PySpark's public API, so an upgrade of
 Spark that changes these internals breaks this module only (its callers' tests cover it:
-tests/test_accounting.py, test_reduction.py, test_incremental.py, test_manifest.py).
+tests/test_accounting.py, test_reduction.py, test_incremental.py, test_manifest.py,
+test_logs.py).
 """
 
 from __future__ import annotations
