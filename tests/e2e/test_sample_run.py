@@ -4,9 +4,6 @@ Keras, the PCA against NumPy, the saved model reloaded."""
 from __future__ import annotations
 
 import io
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +14,10 @@ from PIL import Image
 from pyspark.ml import PipelineModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 
+from benchmarks import probe_share
 from fruits_pipeline.probe import TRAIN_ROWS_PER_CLASS
 from fruits_pipeline.reduction import PCA_COL, VECTOR_COL, choose_k
-from tests.conftest import ROOT, SAMPLE, WEIGHTS, count_jpgs_per_label
+from tests.conftest import SAMPLE, WEIGHTS, count_jpgs_per_label
 
 pytestmark = pytest.mark.e2e
 
@@ -170,32 +168,15 @@ def test_preprocess_matches_keras_preprocess_input() -> None:
 
 
 def test_the_probe_share_benchmark_runs_on_the_sample_run(
-    sample_run: dict[str, Any], tmp_path: Path
+    sample_run: dict[str, Any], spark
 ) -> None:
     # benchmarks.probe_share reads a finished run; the smoke runs' outputs are gone by then.
-    out = tmp_path / "probe_share.json"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.probe_share",
-            str(sample_run["output"]),
-            "--rows",
-            "1500",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    figures = json.loads(out.read_text())
+    # Its measurement and table, in this session (its main only parses arguments around them).
+    run = sample_run["output"]
+    figures = probe_share.measure(run, 1500, spark, probe_share.other_stages(run), True)
     assert figures["rows"] == 1500 and figures["run_images"] == 240
     before, after = figures["before"]["probe"], figures["after"]["probe"]
     # About 125 training rows a class: the probe as it is trains on TRAIN_ROWS_PER_CLASS each.
     assert before["train_rows"] > after["train_rows"] == 6 * TRAIN_ROWS_PER_CLASS
     assert 0 < figures["share_after"] < 1 and 0 < figures["share_before"] < 1
-    assert "| after | " in completed.stdout
+    assert "| after | 600 rows | " in probe_share.table(figures)
