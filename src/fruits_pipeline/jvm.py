@@ -178,10 +178,10 @@ def deny_log_messages(spark: SparkSession, denied: dict[str, str]) -> None:
     deny, neutral = core.Filter.Result.DENY, core.Filter.Result.NEUTRAL
     for name, regex in denied.items():
         logger = configuration.getLoggerConfig(name)
-        if logger.getName() == name and logger.getFilter() is not None:
-            continue
         if logger.getName() != name:
             logger = core.config.LoggerConfig(name, None, True)
             configuration.addLogger(name, logger)
+        elif logger.getFilter() is not None:
+            continue
         logger.addFilter(core.filter.RegexFilter.createFilter(regex, None, False, deny, neutral))
     context.updateLoggers()
