@@ -40,17 +40,21 @@ sample: install
 	$(BIN)/fruits-pipeline run --input $(SAMPLE_INPUT) --output $(SAMPLE_OUTPUT) \
 		--weights $(WEIGHTS) --overwrite
 
+# Debian packages, installed quietly: apt's output is shown only when it fails.
+apt_install = log=$$(mktemp) && { { apt-get update -qq && apt-get install -y -qq $(1); } \
+	>"$$log" 2>&1 || { cat "$$log" >&2; rm -f "$$log"; exit 1; }; } && rm -f "$$log"
+
 # The jars Spark needs off EMR (S3A for s3://, Iceberg for --table): copied once from Maven
 # Central with mvn (installed when missing), checked by sha256, cached outside the repository
 # (see scripts/fetch_jars.sh).
 jars:
-	@command -v mvn >/dev/null || { apt-get update -qq && apt-get install -y -qq maven >/dev/null; }
+	@command -v mvn >/dev/null || { $(call apt_install,maven); }
 	scripts/fetch_jars.sh >/dev/null
 
 # shellcheck and chromium are Debian packages the tests use; installed only when missing.
 test-tools: install jars
 	@command -v shellcheck >/dev/null && command -v chromium >/dev/null || { \
-		apt-get update -qq && apt-get install -y -qq shellcheck chromium >/dev/null; }
+		$(call apt_install,shellcheck chromium); }
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts

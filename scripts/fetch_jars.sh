@@ -103,8 +103,12 @@ mkdir -p "$DIR"
 while read -r coordinates expected; do
   name=$(jar_name "$coordinates")
   log "fetching $coordinates from Maven Central"
-  "$MVN" --batch-mode --quiet -Dstyle.color=never "$DEPENDENCY_PLUGIN:copy" -Dartifact="$coordinates" \
-    -DoutputDirectory="$work" >&2 || die "mvn dependency:copy $coordinates failed" 1
+  # Maven's output (colour resets even with --quiet) is shown only when it fails.
+  if ! "$MVN" --batch-mode --quiet -Dstyle.color=never "$DEPENDENCY_PLUGIN:copy" \
+    -Dartifact="$coordinates" -DoutputDirectory="$work" >"$work/mvn.log" 2>&1; then
+    cat "$work/mvn.log" >&2
+    die "mvn dependency:copy $coordinates failed" 1
+  fi
   actual=$(sha256 "$work/$name")
   [[ "$actual" == "$expected" ]] || die "$name has sha256 $actual, expected $expected: refusing it" 1
   # Move into place last, so an interrupted fetch never leaves a jar that looks ready.
