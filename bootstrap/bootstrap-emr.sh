@@ -18,7 +18,7 @@ DRY_RUN=0
 # What the job imports (the driver: TensorFlow, Keras, h5py to check and convert the weights, NNCF
 # for --precision int8; every worker: OpenVINO, or OpenCV for --extractor orb): the check that
 # the install is usable, not only present.
-IMPORTS="tensorflow, keras, h5py, openvino, nncf, cv2, PIL, numpy, pandas, pyarrow, boto3"
+IMPORTS="tensorflow, keras, h5py, openvino, nncf, rich, cv2, PIL, numpy, pandas, pyarrow, boto3"
 
 usage() {
   cat <<USAGE

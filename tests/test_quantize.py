@@ -61,11 +61,14 @@ def test_int8_calibrated_on_real_photos_passes_the_gate(checked, sample) -> None
     assert checked.model.weights != b"" and b"FakeQuantize" in checked.model.xml
 
 
-def test_int8_calibrated_on_blank_images_is_refused_with_its_exit_code(f32, sample) -> None:
+def test_int8_calibrated_on_blank_images_is_refused_with_its_exit_code(
+    f32, sample, capsys: pytest.CaptureFixture[str]
+) -> None:
     blank = sample.pixels.copy()
     blank[:CALIBRATION] = 255  # white frames: every activation range collapses
     broken = DecodedSample(blank, sample.labels, sample.paths)
     checked = quantize_and_judge(f32, broken, calibration_images=CALIBRATION, threads=2)
+    assert capsys.readouterr().out == "", "NNCF's progress bars printed amid the job's progress"
     assert not checked.gate.passed
     with pytest.raises(QualityGateError, match="refused by the quality gate") as refused:
         enforce(checked)

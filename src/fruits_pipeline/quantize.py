@@ -14,6 +14,8 @@ the quantized model is good enough is the quality gate's call (``gate.py``), nev
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -46,13 +48,28 @@ def quantize(ir: OpenVinoModel, calibration: np.ndarray) -> OpenVinoModel:
     if len(calibration) == 0:
         raise ValueError("quantization needs at least one calibration image")
     dataset = nncf.Dataset([image[np.newaxis] for image in calibration])
-    quantized = nncf.quantize(
-        read_ir(ir),
-        dataset,
-        subset_size=len(calibration),
-        preset=nncf.QuantizationPreset.PERFORMANCE,
-    )
+    with _without_progress_bars():
+        quantized = nncf.quantize(
+            read_ir(ir),
+            dataset,
+            subset_size=len(calibration),
+            preset=nncf.QuantizationPreset.PERFORMANCE,
+        )
     return serialize(quantized)
+
+
+@contextmanager
+def _without_progress_bars() -> Iterator[None]:
+    """NNCF draws its progress bars with rich's shared console on stdout, in the middle of the
+    job's own progress lines (and as raw text in an EMR step's log): it is muted meanwhile."""
+    from rich import get_console  # NNCF's own dependency
+
+    console = get_console()
+    quiet, console.quiet = console.quiet, True
+    try:
+        yield
+    finally:
+        console.quiet = quiet
 
 
 # Calibration images: NNCF's own default subset size; the issue measured 300 real photos enough
