@@ -14,20 +14,34 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.spark
 
 
-def test_spark_submit_entrypoint_help() -> None:
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+def readme_spark_submit_command() -> str:
+    """The README's spark-submit command, its continuation lines joined."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if ".venv/bin/spark-submit" in line)
+    command = ""
+    for line in lines[start:]:
+        command += line.rstrip("\\").strip() + " "
+        if not line.endswith("\\"):
+            return command.strip()
+    raise AssertionError("the README's spark-submit command never ends")
+
+
+def test_the_readmes_spark_submit_command_runs_without_an_activated_venv() -> None:
+    """Neither the venv on PATH nor PYSPARK_PYTHON set: the command must bring what it needs
+    (PySpark's launcher would otherwise look for Spark with the system's python3)."""
+    command = readme_spark_submit_command()
+    assert " run " in command
+    help_command = command.split(" run ")[0] + " run --help"
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK_", "SPARK_HOME"))}
     completed = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "spark-submit"),
-            "src/fruits_pipeline/main.py",
-            "run",
-            "--help",
-        ],
+        ["bash", "-c", help_command],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
-        env=env,
+        env={**env, "PATH": path},
         timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
