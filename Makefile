@@ -68,8 +68,9 @@ docs: install
 
 # Tests run in PYTEST_WORKERS processes side by side (pytest-xdist), a module (or a group of
 # modules, see tests/conftest.py) whole in one of them; PYTEST_WORKERS=0 runs them in this one.
-# Modules are handed out in collection order, tests/e2e/ (the longest) first, so no long module
-# is left to run alone at the end (xdist would order them by their number of tests).
+# Modules are handed out in collection order, tests/e2e/ (the longest) first and then the
+# longest of the other tiers (tests/conftest.py, LONG_MODULES), so no long module is left to run
+# alone at the end (xdist would order them by their number of tests).
 PYTEST_WORKERS ?= 2
 PYTEST := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest \
 	--numprocesses $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder

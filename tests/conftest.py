@@ -53,13 +53,22 @@ def tier_of(item: pytest.Item) -> str | None:
     return next((mark.name for mark in item.iter_markers() if mark.name in TIERS), None)
 
 
+# Modules of the unit and spark tiers long enough that, collected in their alphabetical place,
+# one would be left running alone at the end of ``make test-quick`` while the other process
+# idles (its ``--durations`` names them): they are handed out first, after tests/e2e/.
+LONG_MODULES = ("tests/test_table.py", "tests/test_commits.py", "tests/test_accounting.py")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Refuse a test without a tier; keep only the tiers asked for with ``--tier``."""
+    """Refuse a test without a tier; keep only the tiers asked for with ``--tier``; hand out
+    tests/e2e/ first, then ``LONG_MODULES``, then the rest in collection order."""
     untiered = [item.nodeid for item in items if tier_of(item) is None]
     if untiered:
         raise pytest.UsageError(
             "every test needs a tier marker (" + ", ".join(TIERS) + "):\n  " + "\n  ".join(untiered)
         )
+    if stale := [module for module in LONG_MODULES if not (ROOT / module).is_file()]:
+        raise pytest.UsageError(f"LONG_MODULES names modules that do not exist: {stale}")
     wanted = set(config.getoption("--tier").split(","))
     if unknown := wanted - set(TIERS):
         raise pytest.UsageError(f"--tier: unknown tier(s) {sorted(unknown)}")
@@ -67,6 +76,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if tier_of(item) in wanted]
+    items.sort(key=handed_out_first)  # stable: a module's tests keep their order
+
+
+def handed_out_first(item: pytest.Item) -> int:
+    """0 for tests/e2e/, then ``LONG_MODULES`` in their order, then every other module."""
+    module = item.nodeid.split("::", 1)[0]
+    if module.startswith("tests/e2e/"):
+        return 0
+    return 1 + (LONG_MODULES.index(module) if module in LONG_MODULES else len(LONG_MODULES))
 
 
 # ``make test`` runs the tests in processes side by side (pytest-xdist, ``--dist loadscope``): a
