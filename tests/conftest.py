@@ -145,6 +145,19 @@ def local_aws() -> LocalAws:
     server.shutdown()
 
 
+def user_shell_env() -> dict[str, str]:
+    """This process's environment as a user's plain shell has it: the virtualenv not on PATH,
+    no ``VIRTUAL_ENV``, no ``PYSPARK_*`` and no ``SPARK_HOME`` (those this file sets included)."""
+    venv_bin = Path(sys.executable).parent
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "VIRTUAL_ENV" and not k.startswith(("PYSPARK_", "SPARK_HOME"))
+    }
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if Path(p) != venv_bin)
+    return env
+
+
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The README's run command (``make sample``) on the shipped sample, run once.
@@ -153,19 +166,10 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     own process, exactly as a user would, so it does not share the test session's Spark.
     """
     output = tmp_path_factory.mktemp("sample-run") / "run"
-    # As a user runs it: a plain shell, no virtualenv on PATH, no PYSPARK_PYTHON.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("PYSPARK_PYTHON", "PYSPARK_SUBMIT_ARGS", "VIRTUAL_ENV")
-    }
-    env["PATH"] = os.pathsep.join(
-        p for p in env["PATH"].split(os.pathsep) if Path(p) != Path(sys.executable).parent
-    )
     completed = subprocess.run(
         ["make", "--no-print-directory", "sample", f"SAMPLE_OUTPUT={output}"],
         cwd=ROOT,
-        env=env,
+        env=user_shell_env(),
         capture_output=True,
         text=True,
         timeout=900,

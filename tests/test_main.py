@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, user_shell_env
 
 pytestmark = pytest.mark.spark
 
@@ -32,16 +29,13 @@ def test_the_readmes_spark_submit_command_runs_without_an_activated_venv() -> No
     command = readme_spark_submit_command()
     assert " run " in command
     help_command = command.split(" run ")[0] + " run --help"
-    venv_bin = str(Path(sys.executable).parent)
-    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK_", "SPARK_HOME"))}
     completed = subprocess.run(
         ["bash", "-c", help_command],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
-        env={**env, "PATH": path},
+        env=user_shell_env(),
         timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
