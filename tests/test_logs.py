@@ -11,10 +11,11 @@ from urllib.parse import urlparse
 
 import pytest
 
-from fruits_pipeline.jvm import deny_log_messages
+from fruits_pipeline.jvm import deny_log_messages, set_log_levels
 from fruits_pipeline.logs import (
     DENIED_MESSAGES,
     QUIET_LOGGERS,
+    ROOT_LOGGER,
     log4j2_java_option,
     log4j2_properties,
 )
@@ -102,3 +103,12 @@ def test_denied_messages_are_dropped_in_a_running_jvm(spark) -> None:
         "WARN a lost task, never applied",
         "ERROR an executor was lost",
     ]
+
+
+def test_no_jvm_is_configured_before_a_session_unless_spark_submit_started_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Connecting here would launch a JVM without the job's options.
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    with pytest.raises(RuntimeError, match="spark-submit"):
+        set_log_levels(None, [ROOT_LOGGER], "WARN")

@@ -9,10 +9,12 @@ test_logs.py).
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
 import numpy as np
+from pyspark import SparkContext
 from pyspark.ml.common import _py2java
 from pyspark.ml.feature import PCAModel, StandardScalerModel
 from pyspark.ml.linalg import DenseMatrix, DenseVector
@@ -148,20 +150,44 @@ def pca_model(spark: SparkSession, components: np.ndarray, explained: np.ndarray
     return model
 
 
-def set_log_levels(spark: SparkSession, loggers: list[str], level: str) -> None:
-    """Set named log4j2 loggers to ``level`` in the session's running JVM: PySpark's
-    ``SparkContext.setLogLevel`` sets the root logger only."""
-    jvm = spark.sparkContext._jvm
+def launched_by_spark_submit() -> bool:
+    # spark-submit starts the JVM first and hands Python its gateway through this variable.
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def _logging_jvm(spark: SparkSession | None) -> Any:
+    """The session's JVM; with None, the JVM ``spark-submit`` started, before any session
+    exists. No public API reaches it then: PySpark connects to it when the first
+    ``SparkContext`` is made, which logs its start-up lines first.
+
+    Raises:
+        RuntimeError: None, but this process was not started by ``spark-submit`` (connecting
+            would launch a JVM without the job's options).
+    """
+    if spark is not None:
+        return spark.sparkContext._jvm
+    if not launched_by_spark_submit():
+        raise RuntimeError("no JVM started by spark-submit to configure before the session")
+    SparkContext._ensure_initialized()
+    return SparkContext._jvm
+
+
+def set_log_levels(spark: SparkSession | None, loggers: list[str], level: str) -> None:
+    """Set named log4j2 loggers (``""``: the root logger) to ``level`` in the session's running
+    JVM, or with None in the one ``spark-submit`` started (``_logging_jvm``): PySpark's
+    ``SparkContext.setLogLevel`` sets the root logger only, and only once a context exists."""
+    jvm = _logging_jvm(spark)
     configurator = jvm.org.apache.logging.log4j.core.config.Configurator  # type: ignore[union-attr]
     chosen = jvm.org.apache.logging.log4j.Level.getLevel(level)  # type: ignore[union-attr]
     for name in loggers:
         configurator.setLevel(name, chosen)
 
 
-def deny_log_messages(spark: SparkSession, denied: dict[str, str]) -> None:
+def deny_log_messages(spark: SparkSession | None, denied: dict[str, str]) -> None:
     """Drop the messages of each named log4j2 logger that match its regex (``{logger: regex}``)
-    in the session's running JVM, whatever their level; other messages pass as before. No
-    public API: PySpark sets levels (the root logger's only), not filters.
+    in the session's running JVM (None: see ``set_log_levels``), whatever their level; other
+    messages pass as before. No public API: PySpark sets levels (the root logger's only), not
+    filters.
 
     A logger that already has a filter of its own keeps it and gets none: the configuration
     file's (``logs.log4j2_java_option``), or an earlier call's, so a session that serves many
@@ -171,7 +197,7 @@ def deny_log_messages(spark: SparkSession, denied: dict[str, str]) -> None:
     (inheriting level and appenders) before its filter is added; filtering the parent's would
     drop the regex's matches from every logger under it.
     """
-    jvm = spark.sparkContext._jvm
+    jvm = _logging_jvm(spark)
     core = jvm.org.apache.logging.log4j.core  # type: ignore[union-attr]
     context = jvm.org.apache.logging.log4j.LogManager.getContext(False)  # type: ignore[union-attr]
     configuration = context.getConfiguration()

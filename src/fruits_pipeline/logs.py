@@ -11,8 +11,10 @@ Two ways in, for the two ways the JVM starts:
 - Python starts it (``fruits-pipeline`` on a laptop): ``log4j2_java_option`` writes the
   configuration to a file and names it with ``-Dlog4j2.configurationFile``, so even the lines
   logged while Spark starts follow it.
-- ``spark-submit`` started it (EMR): ``quiet_running_jvm`` sets the same levels and filters in
-  the running JVM once the session exists.
+- ``spark-submit`` started it (EMR, or the README's command on a laptop): ``quiet_running_jvm``
+  sets the same levels and filters in the running JVM before the session starts, so the
+  context's own start-up lines follow them too. Only what the launcher logged before Python
+  ran escapes.
 """
 
 from __future__ import annotations
@@ -88,8 +90,14 @@ def log4j2_java_option(folder: Path | None = None) -> str:
     return f"-Dlog4j2.configurationFile={target.as_uri()}"
 
 
-def quiet_running_jvm(spark: SparkSession) -> None:
-    """Raise ``QUIET_LOGGERS`` to ERROR and drop ``DENIED_MESSAGES`` in the session's running
-    JVM."""
+# log4j2's name for the root logger.
+ROOT_LOGGER = ""
+
+
+def quiet_running_jvm(spark: SparkSession | None) -> None:
+    """The root logger at WARN, ``QUIET_LOGGERS`` at ERROR and ``DENIED_MESSAGES`` dropped in
+    the session's running JVM, or with None in the JVM ``spark-submit`` started, before the
+    session exists (``jvm.set_log_levels``)."""
+    set_log_levels(spark, [ROOT_LOGGER], "WARN")
     set_log_levels(spark, list(QUIET_LOGGERS), "ERROR")
     deny_log_messages(spark, DENIED_MESSAGES)

@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 from fruits_pipeline.config import FILE_OPEN_COST_BYTES, MAX_PARTITION_BYTES, JobConfig
 from fruits_pipeline.errors import PipelineError, UsageError
 from fruits_pipeline.jars import ICEBERG_JARS, S3A_JARS, classpath_settings, find_jars
+from fruits_pipeline.jvm import launched_by_spark_submit
 from fruits_pipeline.logs import log4j2_java_option, quiet_running_jvm
 from fruits_pipeline.model import TENSORFLOW_ENV
 from fruits_pipeline.s3a import s3_endpoint, s3a_settings
@@ -22,11 +23,6 @@ from fruits_pipeline.storage import is_s3_uri
 # set it on the driver here; conf/emr-configurations.json sets the same on EMR's driver and
 # executors (a test checks).
 JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
-
-
-def launched_by_spark_submit() -> bool:
-    # spark-submit starts the JVM first and hands Python its gateway through this variable.
-    return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
 def session_settings(config: JobConfig) -> dict[str, str]:
@@ -99,6 +95,8 @@ def build_session(config: JobConfig, bucket_regions: dict[str, str]) -> SparkSes
         builder = builder.config("spark.driver.extraJavaOptions", " ".join(java_options))
     for key, value in extra_jar_settings(config, bucket_regions).items():
         builder = builder.config(key, value)
+    if launched_by_spark_submit() and not config.verbose:
+        quiet_running_jvm(None)  # before the context logs its start-up lines
     try:
         session = builder.getOrCreate()
     except PySparkRuntimeError as error:
