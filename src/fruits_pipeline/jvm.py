@@ -1,10 +1,11 @@
 """Every use of Spark's JVM internals (py4j, ``_jvm``, ``_jsc``, ``_jdf``) in the job.
 
 Each function below reaches into the JVM for one thing PySpark has no public API for, and says
-which. Everything else in the package goes through PySpark's public API, so an upgrade of
-Spark that changes these internals breaks this module only (its callers' tests cover it:
-tests/test_accounting.py, test_reduction.py, test_incremental.py, test_manifest.py,
-test_logs.py).
+which (``launched_by_spark_submit`` only tells whether spark-submit started the JVM, which
+decides how the others may reach it). Everything else in the package goes through PySpark's
+public API, so an upgrade of Spark that changes these internals breaks this module only (its
+callers' tests cover it: tests/test_accounting.py, test_reduction.py, test_incremental.py,
+test_manifest.py, test_logs.py, test_main.py).
 """
 
 from __future__ import annotations
