@@ -24,8 +24,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pyspark.sql import SparkSession
-
 from fruits_pipeline.jvm import deny_log_messages, set_log_levels
 
 # logger -> why its warnings are noise in this job.
@@ -94,10 +92,10 @@ def log4j2_java_option(folder: Path | None = None) -> str:
 ROOT_LOGGER = ""
 
 
-def quiet_running_jvm(spark: SparkSession | None) -> None:
+def quiet_running_jvm() -> None:
     """The root logger at WARN, ``QUIET_LOGGERS`` at ERROR and ``DENIED_MESSAGES`` dropped in
-    the session's running JVM, or with None in the JVM ``spark-submit`` started, before the
-    session exists (``jvm.set_log_levels``)."""
-    set_log_levels(spark, [ROOT_LOGGER], "WARN")
-    set_log_levels(spark, list(QUIET_LOGGERS), "ERROR")
-    deny_log_messages(spark, DENIED_MESSAGES)
+    the JVM ``spark-submit`` started, before the session exists (``jvm.set_log_levels``); the
+    session's start-up keeps them."""
+    set_log_levels(None, [ROOT_LOGGER], "WARN")
+    set_log_levels(None, list(QUIET_LOGGERS), "ERROR")
+    deny_log_messages(None, DENIED_MESSAGES)

@@ -89,14 +89,15 @@ def build_session(config: JobConfig, bucket_regions: dict[str, str]) -> SparkSes
         # from PYSPARK_PYTHON only (the spark.pyspark.python conf is read by spark-submit).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         java_options.append(JVM_OPTIONS)
-    if not launched_by_spark_submit() and not config.verbose:
-        java_options.append(log4j2_java_option())  # read as the JVM starts: no WARN from then on
+    if not config.verbose:
+        if launched_by_spark_submit():
+            quiet_running_jvm()  # its JVM runs already: before the context logs its start-up
+        else:
+            java_options.append(log4j2_java_option())  # read as the JVM starts: no WARN from then
     if java_options:
         builder = builder.config("spark.driver.extraJavaOptions", " ".join(java_options))
     for key, value in extra_jar_settings(config, bucket_regions).items():
         builder = builder.config(key, value)
-    if launched_by_spark_submit() and not config.verbose:
-        quiet_running_jvm(None)  # before the context logs its start-up lines
     try:
         session = builder.getOrCreate()
     except PySparkRuntimeError as error:
@@ -106,8 +107,6 @@ def build_session(config: JobConfig, bucket_regions: dict[str, str]) -> SparkSes
             "Spark's JVM did not start (its own message is above): the job needs Java 17, "
             "found through JAVA_HOME or else on PATH"
         ) from error
-    if not config.verbose:  # a JVM spark-submit started has its own log configuration
-        quiet_running_jvm(session)
     return session
 
 
